@@ -1,0 +1,77 @@
+"""The framework-neutral summary of one observed step's gradients, and its history."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class GradSnapshot:
+    """Per-parameter gradient statistics of one optimizer step, already on the host.
+
+    Adapters (torch, JAX) build one of these from a single fused device reduction.
+
+    Attributes:
+        step: the optimizer step.
+        names: parameter paths, in a fixed order.
+        l2: per-parameter gradient L2 norm (0 where the gradient is missing).
+        mean_abs: per-parameter mean |gradient| (0 where missing).
+        missing: True where the parameter had no gradient at all (None).
+    """
+
+    step: int
+    names: tuple[str, ...]
+    l2: np.ndarray
+    mean_abs: np.ndarray
+    missing: np.ndarray
+
+    @property
+    def total_norm(self) -> float:
+        return float(np.sqrt(np.sum(np.square(self.l2, dtype=np.float64))))
+
+
+@dataclass
+class GradFlow:
+    """What the gradient-flow figure shows: per-parameter gradient size over the observed steps.
+
+    `mean_abs` is averaged over observations; `received` says whether a parameter was ever seen
+    with a non-zero gradient; `steps`/`total_norm` is the total-norm curve.
+    """
+
+    names: tuple[str, ...] = ()
+    mean_abs_sum: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    max_l2: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    received: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
+    observations: int = 0
+    steps: list[int] = field(default_factory=list)
+    total_norm: list[float] = field(default_factory=list)
+
+    def add(self, snap: GradSnapshot) -> None:
+        if self.names != snap.names:
+            self.names = snap.names
+            n = len(snap.names)
+            self.mean_abs_sum, self.max_l2 = np.zeros(n), np.zeros(n)
+            self.received, self.observations = np.zeros(n, dtype=bool), 0
+        finite = np.isfinite(snap.mean_abs)
+        self.mean_abs_sum += np.where(finite, snap.mean_abs, 0.0)
+        self.max_l2 = np.fmax(self.max_l2, snap.l2)
+        self.received |= (~snap.missing) & (snap.l2 > 0)
+        self.observations += 1
+        self.steps.append(snap.step)
+        self.total_norm.append(snap.total_norm)
+
+    @property
+    def mean_abs(self) -> np.ndarray:
+        return self.mean_abs_sum / max(self.observations, 1)
+
+    def to_dict(self) -> dict:
+        return {
+            "names": list(self.names),
+            "mean_abs": self.mean_abs.tolist(),
+            "max_l2": self.max_l2.tolist(),
+            "received": self.received.tolist(),
+            "steps": list(self.steps),
+            "total_norm": list(self.total_norm),
+        }

@@ -1,0 +1,7 @@
+"""Lightning callbacks: thin adapters around the torch watches."""
+
+from .amp_nan import AmpNanCallback
+from .gradient_health import GradientHealthCallback
+from .normalization_effect import NormalizationEffectCallback
+
+__all__ = ["AmpNanCallback", "GradientHealthCallback", "NormalizationEffectCallback"]

@@ -1,0 +1,92 @@
+"""AmpNanCallback: NONFINITE (loss, gradient, activation) and AMP_STEPS_SKIPPED."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Any
+
+import lightning.pytorch as pl
+import torch
+
+from ..pytorch.amp_watch import AmpWatch
+from ..pytorch.gradient_watch import StepReport
+from ..pytorch.grad_stats import GradStats
+from ..pytorch.monitor import named_optimizer_params
+from ..pytorch.nonfinite_watch import NonfiniteWatch
+from .base import FixlabCallback
+
+
+class AmpNanCallback(FixlabCallback):
+    """Non-finite values and mixed-precision health.
+
+    Each step the loss gets one reduction and one scalar sync. When it is NaN/Inf, the batch's
+    `training_step` is re-run once with forward hooks (gradients off, RNG and buffers restored)
+    to name the first module whose output went non-finite, its dtype and whether autocast was
+    on. With a GradScaler (precision "16-mixed"), a falling loss scale counts skipped steps.
+
+    Args:
+        log_every: steps between metric flushes.
+        policy: "warn", "skip_step" (drop the step's gradients when any is non-finite: one more
+            fused reduction per step) or "stop" (end fit without applying that step).
+        **thresholds: see `mlflow_plugins.Thresholds` (amp_*).
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._nonfinite: NonfiniteWatch | None = None
+        self._amp: AmpWatch | None = None
+        self._batch: tuple[Any, int] | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Finds the precision plugin's GradScaler, if any."""
+        self._nonfinite = NonfiniteWatch(pl_module)
+        scaler = getattr(trainer.precision_plugin, "scaler", None)
+        self._amp = AmpWatch(scaler, self.t) if scaler is not None else None
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                             batch: Any, batch_idx: int) -> None:
+        """Remembers the batch, and reads the loss scale the previous step left."""
+        self._batch = (batch, batch_idx)
+        if self._amp is not None and trainer.global_step > 0:
+            report = self._guard(lambda: self._amp.observe(trainer.global_step - 1), StepReport())
+            self.record(trainer, report, trainer.global_step - 1)
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                                 optimizer: torch.optim.Optimizer) -> None:
+        """Under skip_step/stop, drops the step's gradients when any is non-finite."""
+        if self.policy == "warn":
+            return
+        stats = GradStats(named_optimizer_params(pl_module, optimizer))
+        if not bool(self._guard(lambda: stats.total_norm_ok(stats.norms(), float("inf")), True)):
+            stats.drop_grads()
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Checks the step's loss; locates the culprit module when it is not finite."""
+        if self._nonfinite is None:
+            return
+        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+        step = max(trainer.global_step - 1, 0)
+
+        def rerun() -> Any:
+            with _silenced_logging(pl_module), trainer.precision_plugin.forward_context():
+                return pl_module.training_step(batch, batch_idx)
+
+        def check() -> list:
+            self._nonfinite.observe_output(loss)
+            return self._nonfinite.settle(step, "loss", rerun, None, loss)
+
+        findings = self._guard(check, [])
+        self.record(trainer, StepReport(findings), step)
+        self.flush_if_sampled(step)
+
+
+@contextlib.contextmanager
+def _silenced_logging(pl_module: pl.LightningModule):
+    """The re-run must not log a second time: shadow `self.log`/`log_dict` while it runs."""
+    pl_module.log = lambda *a, **k: None  # type: ignore[method-assign]
+    pl_module.log_dict = lambda *a, **k: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del pl_module.log, pl_module.log_dict

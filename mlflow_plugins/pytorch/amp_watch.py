@@ -1,0 +1,32 @@
+"""AMP for torch: follows a GradScaler's loss scale; a decrease means the step was skipped."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..analysis import AmpSkips
+from ..thresholds import Thresholds
+from .gradient_watch import StepReport
+
+
+class AmpWatch:
+    """GradScaler multiplies its scale by `backoff_factor` (< 1) exactly when it found Inf/NaN
+    gradients and skipped `optimizer.step()`, so a falling scale counts a skipped step.
+
+    Reading the scale is a host sync, but a GradScaler already syncs on every `step()`.
+    """
+
+    def __init__(self, scaler: Any, thresholds: Thresholds) -> None:
+        self.scaler = scaler
+        self.analyzer = AmpSkips(thresholds)
+        self._last: float | None = None
+
+    def observe(self, step: int) -> StepReport:
+        if not self.scaler.is_enabled():
+            return StepReport()
+        scale = float(self.scaler.get_scale())
+        skipped = self._last is not None and scale < self._last
+        self._last = scale
+        return StepReport(self.analyzer.observe(step, scale, skipped),
+                          {"amp/scale": scale, "amp/skipped": float(self.analyzer.skipped_total)},
+                          bad=skipped)

@@ -1,0 +1,192 @@
+"""`watch(model, optimizer)`: every diagnostic for a plain PyTorch loop, through hooks."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, Iterable
+
+import torch
+
+from ..findings import Finding
+from ..recording import Recorder
+from ..thresholds import Thresholds, check_log_every, check_policy
+from .amp_watch import AmpWatch
+from .gradient_watch import GradientWatch, StepReport
+from .locate import AutocastState
+from .nonfinite_watch import NonfiniteWatch
+from .norm_watch import NormWatch
+from .session import Session, TrainingStopped
+
+
+def named_optimizer_params(model: torch.nn.Module,
+                           optimizer: torch.optim.Optimizer) -> list[tuple[str, torch.nn.Parameter]]:
+    """The parameters the optimizer holds, named by their path in `model` where they have one."""
+    names = {id(p): n for n, p in model.named_parameters()}
+    return [(names.get(id(p), f"param_groups.{g}.{i}"), p)
+            for g, group in enumerate(optimizer.param_groups)
+            for i, p in enumerate(group["params"])]
+
+
+class Monitor:
+    """Watches a plain PyTorch training loop and records findings in MLflow.
+
+    Hooks: a forward pre-hook and hook on `model` (a training forward opens a step, its output
+    gets the one-reduction non-finite check), and a pre-hook on `optimizer.step` (gradient health,
+    normalization probes, the policy). Nothing else runs per step; see `GradientWatch` for what
+    sampled steps add.
+
+    Args:
+        model: the module being trained.
+        optimizer: its optimizer; the watched parameters are those it holds.
+        log_every: optimizer steps between full statistics and metric flushes.
+        policy: on a critical finding, "warn" (default), "skip_step" (drop the step's gradients
+            when they are non-finite or exploding) or "stop" (raise `TrainingStopped`).
+        every_step: compute every statistic on every step (slower; for debugging).
+        scaler: the `torch.amp.GradScaler` of the loop, to follow skipped steps.
+        norm_modules: module paths or class names to probe besides the built-in normalizations.
+        run_id / tracking_uri: the MLflow run; default the active run, then `MLFLOW_RUN_ID`;
+            without one the monitor still collects `findings`.
+        **thresholds: rule thresholds, see `Thresholds`.
+
+    Raises:
+        ValueError: an invalid argument, naming it and what is allowed.
+
+    Example:
+        >>> with mlflow_plugins.watch(model, optimizer) as monitor:
+        ...     for x, y in loader:
+        ...         optimizer.zero_grad(); loss_fn(model(x), y).backward(); optimizer.step()
+        >>> [f.code for f in monitor.findings]
+    """
+
+    def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
+                 log_every: int = 50, policy: str = "warn", every_step: bool = False,
+                 scaler: Any = None, norm_modules: Iterable[str] = (), run_id: str | None = None,
+                 tracking_uri: str | None = None, **thresholds: float) -> None:
+        if not isinstance(model, torch.nn.Module):
+            raise ValueError(f"model={type(model).__name__} is not a torch.nn.Module")
+        if not isinstance(optimizer, torch.optim.Optimizer):
+            raise ValueError(f"optimizer={type(optimizer).__name__} is not a torch.optim.Optimizer")
+        if scaler is not None and not hasattr(scaler, "get_scale"):
+            raise ValueError(f"scaler={type(scaler).__name__} is not a torch.amp.GradScaler")
+        self.t = Thresholds.from_kwargs(thresholds)
+        self.policy = check_policy(policy)
+        log_every = check_log_every(log_every)
+        self.model = model
+        self.grads = GradientWatch(named_optimizer_params(model, optimizer), self.t,
+                                   log_every=log_every, every_step=bool(every_step),
+                                   verdict_every_step=self.policy != "warn")
+        self.nonfinite = NonfiniteWatch(model)
+        self.amp = AmpWatch(scaler, self.t) if scaler is not None else None
+        self.norms = NormWatch(model, self.t, log_every=log_every, every_step=bool(every_step),
+                               norm_modules=tuple(norm_modules))
+        self.session = Session(Recorder.resolve(run_id, tracking_uri), self.policy, self.t)
+        self.session.grad_flow = self.grads.flow
+        self.step = 0
+        self._inputs: tuple[tuple, dict] | None = None
+        self._output: Any = None
+        self._autocast: AutocastState | None = None
+        self._device_type = next((p.device.type for p in model.parameters()), "cpu")
+        self._handles = [
+            model.register_forward_pre_hook(self._on_forward_pre, with_kwargs=True),
+            model.register_forward_hook(self._on_forward, with_kwargs=True),
+            optimizer.register_step_pre_hook(self._on_step_pre),
+            optimizer.register_step_post_hook(self._on_step_post),
+        ]
+
+    @property
+    def findings(self) -> list[Finding]:
+        return list(self.session.findings)
+
+    def close(self) -> None:
+        """Remove the hooks and write findings, tags, report and the last metrics. Idempotent."""
+        if self.session.closed:
+            return
+        for h in self._handles:
+            h.remove()
+        self.norms.disarm()
+        self._guard(lambda: self._settle_forward())
+        self.session.close()
+
+    def __enter__(self) -> "Monitor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # hooks ---------------------------------------------------------------------------------
+
+    def _training(self, module: torch.nn.Module) -> bool:
+        return module.training and torch.is_grad_enabled()
+
+    def _on_forward_pre(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
+        """Opens a training step: settles what the previous forward left (a skipped step)."""
+        if not self._training(module):
+            return
+        self._guard(self._settle_forward)
+        self._inputs, self._autocast = (args, kwargs), AutocastState.current(self._device_type)
+        self.norms.arm(self.step)
+
+    def _on_forward(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
+        if self._training(module):
+            self._output = output
+            self._guard(lambda: self.nonfinite.observe_output(output))
+
+    def _on_step_pre(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        reports = [self._settle_output()]
+        grads = self._guard(lambda: self.grads.before_step(self.step), StepReport())
+        reports += [grads, self._guard(lambda: self.norms.collect(self.step), StepReport())]
+        if self.amp is not None:
+            reports.append(self._guard(lambda: self.amp.observe(self.step), StepReport()))
+        self._record(reports)
+        if self.policy == "skip_step" and grads.bad:
+            self.grads.drop_grads()
+
+    def _on_step_post(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
+        if self.grads.sampled(self.step):
+            self.session.flush()
+        self.step += 1
+
+    # steps ---------------------------------------------------------------------------------
+
+    def _settle_forward(self) -> None:
+        """A forward whose step never reached the optimizer (a GradScaler skip) is settled here."""
+        if self.nonfinite.has_pending:
+            reports = [self._settle_output()]
+            if self.amp is not None:
+                reports.append(self.amp.observe(self.step))
+            self._record(reports)
+            if reports[-1].bad and self.amp is not None:
+                self.step += 1  # the scaler skipped this step: it still counts
+
+    def _settle_output(self) -> StepReport:
+        args, kwargs = self._inputs or ((), {})
+        rerun = (lambda: self.model(*args, **kwargs)) if self._inputs is not None else None
+        findings = self._guard(lambda: self.nonfinite.settle(
+            self.step, "output", rerun, self._autocast, self._output), [])
+        self._output = None
+        return StepReport(findings)
+
+    def _record(self, reports: list[StepReport]) -> None:
+        for r in reports:
+            self.session.log(r.metrics, self.step)
+        stop = self.session.add([f for r in reports for f in r.findings])
+        if stop is not None:
+            self.close()
+            raise TrainingStopped(stop)
+
+    def _guard(self, fn: Any, default: Any = None) -> Any:
+        """Diagnostics never crash training: a failure inside a hook becomes a warning."""
+        try:
+            return fn()
+        except TrainingStopped:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            warnings.warn(f"fixlab: diagnostics failed and were skipped this step: {exc!r}",
+                          RuntimeWarning, stacklevel=2)
+            return default
+
+
+def watch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, log_every: int = 50,
+          policy: str = "warn", **kwargs: Any) -> Monitor:
+    """Watch a plain PyTorch loop; see `Monitor` for every argument."""
+    return Monitor(model, optimizer, log_every=log_every, policy=policy, **kwargs)

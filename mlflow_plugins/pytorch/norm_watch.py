@@ -1,0 +1,43 @@
+"""Normalization effect for torch: probes armed on sampled steps, judged by NormEffect."""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+
+from ..analysis import NormEffect
+from ..thresholds import Thresholds
+from .gradient_watch import StepReport
+from .norm_probes import NormProbes, find_norm_modules
+
+
+class NormWatch:
+    """`arm(step)` before a step's forward (a no-op off the sampled steps); `collect(step)` after
+    its backward. Off the sampled steps no hook is installed at all, so it costs nothing."""
+
+    def __init__(self, model: torch.nn.Module, thresholds: Thresholds, *, log_every: int,
+                 every_step: bool = False, norm_modules: Iterable[str] = ()) -> None:
+        self.probes = NormProbes(find_norm_modules(model, norm_modules))
+        self.analyzer = NormEffect(thresholds)
+        self.log_every, self.every_step = log_every, every_step
+
+    def arm(self, step: int) -> None:
+        if self.probes.modules and (self.every_step or step % self.log_every == 0):
+            self.probes.arm()
+
+    def collect(self, step: int) -> StepReport:
+        report = StepReport()
+        if not self.probes.armed:
+            return report
+        for probe in self.probes.collect(step):
+            report.findings += self.analyzer.observe(probe)
+            prefix = f"norm/{probe.module}"
+            if probe.grad_ratio is not None:
+                report.metrics[f"{prefix}/grad_ratio"] = probe.grad_ratio
+            report.metrics[f"{prefix}/magnitude_cv_in"] = probe.cv_in
+            report.metrics[f"{prefix}/magnitude_cv_out"] = probe.cv_out
+        return report
+
+    def disarm(self) -> None:
+        self.probes.disarm()
