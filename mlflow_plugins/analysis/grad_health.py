@@ -78,11 +78,21 @@ class GradientHealth:
             {"steps_without_gradient": int(self.no_grad_run[i]), "last_step": step})]
 
     def _vanishing(self, snap: GradSnapshot) -> list[Finding]:
-        # A parameter with no gradient at all is GRAD_NEVER_UPDATED's, not vanishing.
-        small = (~snap.missing) & (snap.l2 > 0) & (snap.mean_abs < self.t.vanishing)
-        return [f for i in np.flatnonzero(small) for f in self._once(
-            "GRAD_VANISHING", snap.step, snap.names[i],
-            {"mean_abs_grad": float(snap.mean_abs[i]), "threshold": self.t.vanishing})]
+        """A layer (all parameters of one module) whose mean |grad| is below the threshold.
+
+        Judged per layer, not per parameter: a bias feeding BatchNorm has a ~0 gradient by
+        construction while its layer learns. A layer without any gradient is GRAD_NEVER_UPDATED's.
+        """
+        findings: list[Finding] = []
+        for layer, idx in snap.layers().items():
+            idx = idx[~snap.missing[idx]]
+            if idx.size == 0 or not np.any(snap.l2[idx] > 0):
+                continue
+            mean_abs = float(np.sum(snap.mean_abs[idx] * snap.numel[idx]) / np.sum(snap.numel[idx]))
+            if mean_abs < self.t.vanishing:
+                findings += self._once("GRAD_VANISHING", snap.step, layer,
+                                       {"mean_abs_grad": mean_abs, "threshold": self.t.vanishing})
+        return findings
 
     def _exploding(self, snap: GradSnapshot) -> list[Finding]:
         findings: list[Finding] = []

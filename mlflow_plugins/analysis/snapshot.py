@@ -19,6 +19,7 @@ class GradSnapshot:
         l2: per-parameter gradient L2 norm (0 where the gradient is missing).
         mean_abs: per-parameter mean |gradient| (0 where missing).
         missing: True where the parameter had no gradient at all (None).
+        numel: number of elements of each parameter.
     """
 
     step: int
@@ -26,10 +27,18 @@ class GradSnapshot:
     l2: np.ndarray
     mean_abs: np.ndarray
     missing: np.ndarray
+    numel: np.ndarray
 
     @property
     def total_norm(self) -> float:
         return float(np.sqrt(np.sum(np.square(self.l2, dtype=np.float64))))
+
+    def layers(self) -> dict[str, np.ndarray]:
+        """Parameter indices per layer: the module path, i.e. the name without its last part."""
+        groups: dict[str, list[int]] = {}
+        for i, name in enumerate(self.names):
+            groups.setdefault(name.rsplit(".", 1)[0], []).append(i)
+        return {layer: np.array(idx) for layer, idx in groups.items()}
 
 
 @dataclass

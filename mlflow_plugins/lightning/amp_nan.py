@@ -19,7 +19,7 @@ from .base import FixlabCallback
 class AmpNanCallback(FixlabCallback):
     """Non-finite values and mixed-precision health.
 
-    Each step the loss gets one reduction and one scalar sync. When it is NaN/Inf, the batch's
+    Each step the loss gets one reduction and one scalar sync before backward. When it is NaN/Inf, the batch's
     `training_step` is re-run once with forward hooks (gradients off, RNG and buffers restored)
     to name the first module whose output went non-finite, its dtype and whether autocast was
     on. With a GradScaler (precision "16-mixed"), a falling loss scale counts skipped steps.
@@ -60,13 +60,13 @@ class AmpNanCallback(FixlabCallback):
         if not bool(self._guard(lambda: stats.total_norm_ok(stats.norms(), float("inf")), True)):
             stats.drop_grads()
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Checks the step's loss; locates the culprit module when it is not finite."""
-        if self._nonfinite is None:
+    def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           loss: torch.Tensor) -> None:
+        """Checks the loss before backward and step, so a re-run sees the parameters that failed."""
+        if self._nonfinite is None or self._batch is None:
             return
-        loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
-        step = max(trainer.global_step - 1, 0)
+        batch, batch_idx = self._batch
+        step = trainer.global_step
 
         def rerun() -> Any:
             with _silenced_logging(pl_module), trainer.precision_plugin.forward_context():
@@ -76,9 +76,12 @@ class AmpNanCallback(FixlabCallback):
             self._nonfinite.observe_output(loss)
             return self._nonfinite.settle(step, "loss", rerun, None, loss)
 
-        findings = self._guard(check, [])
-        self.record(trainer, StepReport(findings), step)
-        self.flush_if_sampled(step)
+        self.record(trainer, StepReport(self._guard(check, [])), step)
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Flushes metrics on sampled steps."""
+        self.flush_if_sampled(trainer.global_step - 1)
 
 
 @contextlib.contextmanager

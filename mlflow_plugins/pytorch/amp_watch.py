@@ -19,7 +19,8 @@ class AmpWatch:
     def __init__(self, scaler: Any, thresholds: Thresholds) -> None:
         self.scaler = scaler
         self.analyzer = AmpSkips(thresholds)
-        self._last: float | None = None
+        # Before any step this is the scaler's init_scale, so a first-step skip is seen too.
+        self._last = float(scaler.get_scale()) if scaler.is_enabled() else None
 
     def observe(self, step: int) -> StepReport:
         if not self.scaler.is_enabled():

@@ -60,10 +60,10 @@ class GradStats:
         l2 = self.norms(2.0) if l2 is None else l2
         if l2 is None:
             zeros = np.zeros(len(self.names))
-            return GradSnapshot(step, self.names, zeros, zeros.copy(), missing)
+            return GradSnapshot(step, self.names, zeros, zeros.copy(), missing, self.numel)
         l1 = self.norms(1.0)
         both = torch.stack([l2, l1.to(l2.device)]).cpu().numpy().astype(np.float64)
-        return GradSnapshot(step, self.names, both[0], both[1] / self.numel, missing)
+        return GradSnapshot(step, self.names, both[0], both[1] / self.numel, missing, self.numel)
 
     def first_nonfinite(self, step: int) -> NonfiniteEvent | None:
         """The first parameter whose gradient holds NaN/Inf (per-parameter: failure path only)."""

@@ -39,6 +39,8 @@ class Session:
         policy = policy or self.policy
         stop = None
         for f in findings:
+            if self._explained(f):
+                continue
             self.findings.append(f)
             if f.severity is not Severity.INFO:
                 warnings.warn(f"fixlab: {f.code} at {f.where} (step {f.step}): "
@@ -46,6 +48,12 @@ class Session:
             if stop is None and policy == "stop" and f.severity is Severity.CRITICAL:
                 stop = f
         return stop
+
+    def _explained(self, finding: Finding) -> bool:
+        """A non-finite gradient after a non-finite loss/activation is its consequence, not news."""
+        return (finding.code == "NONFINITE" and finding.evidence.get("source") == "gradient"
+                and any(f.code == "NONFINITE" and f.evidence.get("source") != "gradient"
+                        and f.step <= finding.step for f in self.findings))
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         if self.recorder is not None and metrics:
