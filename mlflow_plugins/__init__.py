@@ -2,13 +2,34 @@
 
 Plain PyTorch: `watch(model, optimizer)`. Lightning: `GradientHealthCallback`,
 `AmpNanCallback`, `NormalizationEffectCallback`. Every diagnostic returns `Finding`s.
+
+Exports load lazily: MLflow imports this package (through the run-context entry point) on
+every `import mlflow`, which must not pull in torch or Lightning.
 """
 
-from .findings import CODES, Finding, Severity, overall_health
-from .lightning import AmpNanCallback, GradientHealthCallback, NormalizationEffectCallback
-from .pytorch import L2Normalize, Monitor, TrainingStopped, watch
-from .thresholds import Thresholds
+from __future__ import annotations
 
-__all__ = ["CODES", "AmpNanCallback", "Finding", "GradientHealthCallback", "L2Normalize",
-           "Monitor", "NormalizationEffectCallback", "Severity", "Thresholds", "TrainingStopped",
-           "overall_health", "watch"]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CODES": ".findings", "Finding": ".findings", "Severity": ".findings",
+    "overall_health": ".findings", "Thresholds": ".thresholds",
+    "AmpNanCallback": ".lightning", "GradientHealthCallback": ".lightning",
+    "NormalizationEffectCallback": ".lightning",
+    "L2Normalize": ".pytorch", "Monitor": ".pytorch", "TrainingStopped": ".pytorch",
+    "watch": ".pytorch",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'mlflow_plugins' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
