@@ -1,0 +1,359 @@
+"""Register a run's best checkpoint under the project's name, and move ``champion`` honestly.
+
+The alias ``champion`` moves only to a healthy version that beats the current champion on
+the project's selection metric; an unhealthy run is registered without the alias and
+tagged, or not registered at all (DESIGN.md, "MLflow conventions" -> Registry).
+
+Serialization, and why loading never unpickles user objects (read from the installed
+mlflow 3.17.2 and torch 2.13 sources):
+
+* ``mlflow.pytorch.log_model`` defaults to ``serialization_format="pt2"`` outside
+  Databricks (``"pickle"`` there). ``"pickle"`` is ``torch.save(model, pickle_module=
+  mlflow.pytorch.pickle_module)`` (cloudpickle) and loads with a full ``torch.load``: it
+  runs arbitrary code. ``"pt2"`` is ``torch.export.export`` + ``torch.export.save`` and
+  needs an ``input_example`` plus a TensorSpec signature: mlflow only infers one from a
+  numpy example, so we pass the example as numpy. The signature's batch dimension is -1,
+  exported as ``Dim.AUTO``: dynamic when the example's batch size is > 1, fixed when it is 1.
+  A numpy example also gives the model a pyfunc flavor (``mlflow models serve``).
+* A ``.pt2`` archive holds the graph as JSON and plain weights as raw bytes
+  (``use_pickle: false``), but ``torch.export.load`` is not pickle-free: sample inputs go
+  through ``torch.load(weights_only=True)`` with a *fallback to weights_only=False*,
+  tensor-subclass weights through ``torch.load(weights_only=False)``, opaque constants
+  through ``pickle.loads``. So a tampered archive can still run code.
+* mlflow's loader checks an archive first when ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` is
+  false: every record must be JSON or short text, a raw tensor, or load under torch's
+  restricted ``weights_only`` unpickler (``_validate_pt2_archive_is_pickle_free``, torch >=
+  2.10); it also refuses the ``"pickle"`` format outright. The variable defaults to
+  **true**, so :func:`load_champion` sets it to false around the load, and a refusal
+  becomes ``ValueError``. The result is ``ExportedProgram.module()``, a
+  ``torch.fx.GraphModule``: the eval-mode forward graph, not the original class.
+* Plain checkpoint files go through :func:`load_state_dict_safely`:
+  ``torch.load(weights_only=True)``, which admits tensors and primitive containers only.
+
+Example:
+    >>> result = register_checkpoint(model, project="repr_gradflow", run_id=run.info.run_id,
+    ...                              metric="val/acc", value=0.91, healthy=True,
+    ...                              input_example=batch[:4])
+    >>> result.became_champion, result.reason
+    >>> module = load_champion("repr_gradflow")
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+
+CHAMPION = "champion"
+MODEL_NAME = "model"
+HEALTH_TAG = "fixlab.health"
+RUN_TAG = "fixlab.run_id"
+METRIC_TAG = "fixlab.selection_metric"
+_PICKLE_ENV = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
+
+
+def metric_tag(metric: str) -> str:
+    """The model-version tag that holds the value of `metric` (e.g. ``fixlab.metric.val/acc``)."""
+    return f"fixlab.metric.{metric}"
+
+
+@dataclass(frozen=True)
+class RegistrationResult:
+    """What :func:`register_checkpoint` did: the version (None if not registered) and why."""
+
+    name: str
+    version: int | None
+    became_champion: bool
+    reason: str
+
+
+def register_checkpoint(
+    model: torch.nn.Module,
+    *,
+    project: str,
+    run_id: str,
+    metric: str,
+    value: float,
+    healthy: bool,
+    greater_is_better: bool = True,
+    input_example: torch.Tensor,
+    register_unhealthy: bool = True,
+    tracking_uri: str | None = None,
+) -> RegistrationResult:
+    """Log `model` to the run as MLflow model "model" (pt2) and register it under `project`.
+
+    The version is tagged ``fixlab.health`` (``healthy``/``unhealthy``),
+    ``fixlab.selection_metric``, ``fixlab.metric.<metric>`` (the value) and
+    ``fixlab.run_id``. The model is exported in eval mode on the CPU and put back as it was.
+    It is always logged to the run; only registration depends on health.
+
+    Args:
+        model: the checkpoint to export; its forward must be traceable by ``torch.export``.
+        project: the registered-model name.
+        run_id: the run the checkpoint comes from.
+        metric: the project's selection metric; ``value`` is this run's value of it.
+        value: compared with the champion's tagged value; a non-finite value never wins.
+        healthy: the run's health verdict (no critical finding).
+        greater_is_better: direction of `metric`.
+        input_example: one batch the model accepts (a batch size > 1 keeps it dynamic).
+        register_unhealthy: when False an unhealthy run's model is logged, not registered.
+        tracking_uri: defaults to the current tracking URI.
+
+    Raises:
+        ValueError: a bad argument, or a run that does not exist.
+    """
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    value = _check_args(model, project=project, run_id=run_id, metric=metric, value=value,
+                        input_example=input_example)
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    try:
+        client.get_run(run_id)
+    except MlflowException as e:
+        raise ValueError(f"run_id={run_id!r} is not a run in {client.tracking_uri} "
+                         f"({e.message})") from None
+
+    model_id = _log_model(model, run_id=run_id, input_example=input_example,
+                          tracking_uri=tracking_uri)
+    if not healthy and not register_unhealthy:
+        return RegistrationResult(project, None, False,
+                                  "run is unhealthy and register_unhealthy=False: the model is "
+                                  "logged to the run but not registered")
+    crown, reason = _should_crown(client, project, metric, value, healthy, greater_is_better)
+    _ensure_registered_model(client, project)
+    tags = {HEALTH_TAG: "healthy" if healthy else "unhealthy", METRIC_TAG: metric,
+            metric_tag(metric): repr(value), RUN_TAG: run_id}
+    version = client.create_model_version(project, source=f"models:/{model_id}", run_id=run_id,
+                                          tags=tags, model_id=model_id).version
+    if crown:
+        client.set_registered_model_alias(project, CHAMPION, version)
+    return RegistrationResult(project, int(version), crown, reason)
+
+
+def _should_crown(client: Any, project: str, metric: str, value: float, healthy: bool,
+                  greater_is_better: bool) -> tuple[bool, str]:
+    """Whether a new version with `value` takes the alias, and why (decision, reason)."""
+    if not healthy:
+        return False, "run is unhealthy: registered without the champion alias"
+    if not math.isfinite(value):
+        return False, f"{metric}={value} is not finite: registered without the champion alias"
+    current = _champion_version(client, project)
+    if current is None:
+        return True, f"first healthy version: became {CHAMPION} with {metric}={value:.6g}"
+    try:
+        best = float(current.tags[metric_tag(metric)])
+    except (KeyError, ValueError):
+        return False, (f"{CHAMPION} v{current.version} has no numeric tag {metric_tag(metric)!r} "
+                       f"to compare {metric} with: alias not moved")
+    beats = value > best if greater_is_better else value < best
+    direction = "higher" if greater_is_better else "lower"
+    if beats:
+        return True, (f"{metric}={value:.6g} beats {CHAMPION} v{current.version} "
+                      f"({best:.6g}; {direction} is better)")
+    return False, (f"{metric}={value:.6g} does not beat {CHAMPION} v{current.version} "
+                   f"({best:.6g}; {direction} is better): alias not moved")
+
+
+def _check_args(model: Any, *, project: Any, run_id: Any, metric: Any, value: Any,
+                input_example: Any) -> float:
+    """Validate register_checkpoint's arguments; returns `value` as a float."""
+    if not isinstance(model, torch.nn.Module):
+        raise ValueError(f"model is a {type(model).__name__}; allowed: a torch.nn.Module")
+    for name, text in (("project", project), ("run_id", run_id), ("metric", metric)):
+        if not isinstance(text, str) or not text.strip():
+            raise ValueError(f"{name}={text!r} is invalid; allowed: a non-empty string")
+    if not isinstance(input_example, torch.Tensor):
+        raise ValueError(f"input_example is a {type(input_example).__name__}; "
+                         "allowed: a torch.Tensor")
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"value={value!r} is not a number; allowed: a float") from None
+
+
+@contextmanager
+def _tracking(uri: str | None) -> Iterator[None]:
+    """Point MLflow's fluent API at `uri` for the block (model logging only uses the fluent one)."""
+    import mlflow
+
+    if uri is None:
+        yield
+        return
+    previous = mlflow.get_tracking_uri()
+    mlflow.set_tracking_uri(uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous)
+
+
+@contextmanager
+def _exportable(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """The model in eval mode on the CPU for the block, then back in its mode and on its device.
+
+    ``Module.to`` keeps parameter identity, so an optimizer holding them is unaffected.
+    """
+    devices = {t.device for t in [*model.parameters(), *model.buffers()]}
+    if len(devices) > 1:
+        raise ValueError(f"model has tensors on several devices {sorted(map(str, devices))}; "
+                         "allowed: a model on one device")
+    device = devices.pop() if devices else torch.device("cpu")
+    training = model.training
+    model.eval().to("cpu")
+    try:
+        yield model
+    finally:
+        model.to(device).train(training)
+
+
+def _log_model(model: torch.nn.Module, *, run_id: str, input_example: torch.Tensor,
+               tracking_uri: str | None) -> str:
+    """Log `model` in the pt2 format to the run; returns the logged model's id."""
+    import mlflow.pytorch
+
+    example = input_example.detach().to("cpu").numpy()
+    # Pinning requirements skips mlflow's inference, which re-loads the model in a subprocess.
+    requirements = [f"torch=={torch.__version__.split('+')[0]}"]
+    with _tracking(tracking_uri), _exportable(model) as cpu_model:
+        info = mlflow.pytorch.log_model(cpu_model, name=MODEL_NAME, input_example=example,
+                                        serialization_format="pt2", run_id=run_id,
+                                        pip_requirements=requirements)
+    return info.model_id
+
+
+def _ensure_registered_model(client: Any, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        client.create_registered_model(name)
+
+
+def _champion_version(client: Any, project: str) -> Any | None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.get_model_version_by_alias(project, CHAMPION)
+    except MlflowException:
+        return None
+
+
+# --------------------------------------------------------------------------- loading
+
+
+def load_champion(project: str, tracking_uri: str | None = None) -> torch.nn.Module:
+    """The champion version of `project`, loaded without unpickling anything but tensors.
+
+    Returns the exported program's module (a ``torch.fx.GraphModule`` on the CPU).
+
+    Raises:
+        ValueError: the registered model does not exist (the message lists those that do),
+            it has no champion, or its archive would need pickle to load.
+    """
+    import mlflow
+    import mlflow.pytorch
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    try:
+        client.get_registered_model(project)
+    except MlflowException as e:
+        if e.error_code != "RESOURCE_DOES_NOT_EXIST":
+            raise
+        names = sorted(m.name for m in _all_registered_models(client))
+        raise ValueError(f"registered model {project!r} does not exist in {client.tracking_uri}; "
+                         f"registered models: {names or 'none'}") from None
+    version = _champion_version(client, project)
+    if version is None:
+        raise ValueError(f"registered model {project!r} has no {CHAMPION!r} alias: no healthy "
+                         "version has been registered")
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=tmp,
+                                                    tracking_uri=tracking_uri)
+        try:
+            with _pickle_disallowed():
+                return mlflow.pytorch.load_model(local)
+        except MlflowException as e:
+            raise ValueError(f"{CHAMPION} v{version.version} of {project!r} ({version.source}) "
+                             f"was refused: {e.message}") from None
+
+
+@contextmanager
+def _pickle_disallowed() -> Iterator[None]:
+    """Make mlflow's pytorch loader verify archives and refuse pickle payloads for the block.
+
+    The switch is an environment variable, read by mlflow at each load: process-wide for
+    the duration of the block.
+    """
+    previous = os.environ.get(_PICKLE_ENV)
+    os.environ[_PICKLE_ENV] = "false"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(_PICKLE_ENV, None)
+        else:
+            os.environ[_PICKLE_ENV] = previous
+
+
+def _all_registered_models(client: Any) -> list[Any]:
+    models, token = [], None
+    while True:
+        page = client.search_registered_models(max_results=1000, page_token=token)
+        models.extend(page)
+        token = page.token
+        if not token:
+            return models
+
+
+def load_state_dict_safely(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Load a checkpoint file with ``torch.load(weights_only=True, map_location="cpu")``.
+
+    For ``--init_checkpoint`` style parameters: only tensors and primitive containers are
+    accepted, so a file carrying arbitrary pickled objects is refused, not executed.
+
+    Raises:
+        ValueError: one line naming the path and the problem (missing, not a file,
+            unreadable, corrupt, holds non-tensor objects, or is not a dict).
+    """
+    import pickle
+
+    p = Path(path)
+    if not p.exists():
+        raise ValueError(f"checkpoint {str(p)!r} does not exist")
+    if not p.is_file():
+        raise ValueError(f"checkpoint {str(p)!r} is not a file")
+    try:
+        obj = torch.load(p, weights_only=True, map_location="cpu")
+    except Exception as e:  # noqa: BLE001 - any failure to parse is a bad input file
+        line = _one_line(e)
+        if isinstance(e, pickle.UnpicklingError) and "global" in line.lower():
+            raise ValueError(f"checkpoint {str(p)!r} was refused: it holds objects other than "
+                             f"tensors and plain containers ({line}); allowed: what "
+                             "torch.load(weights_only=True) accepts") from None
+        raise ValueError(f"checkpoint {str(p)!r} is corrupt or not a torch checkpoint "
+                         f"({type(e).__name__}: {line})") from None
+    if not isinstance(obj, dict):
+        raise ValueError(f"checkpoint {str(p)!r} holds a {type(obj).__name__}; allowed: a dict "
+                         "(a state_dict or a checkpoint dict)")
+    return obj
+
+
+def _one_line(error: BaseException) -> str:
+    """The informative line of a (possibly multi-line) torch error message."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    for line in lines:
+        if line.startswith(("Unsupported global", "Unsupported operand",
+                            "Trying to load unsupported")):
+            return line.rstrip(".")
+    return lines[0].rstrip(".") if lines else type(error).__name__
