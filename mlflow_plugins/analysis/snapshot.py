@@ -84,3 +84,11 @@ class GradFlow:
             "steps": list(self.steps),
             "total_norm": list(self.total_norm),
         }
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "GradFlow":
+        """A `GradFlow` equal, for plotting, to the one `to_dict` wrote (one observation)."""
+        return cls(names=tuple(d["names"]), mean_abs_sum=np.asarray(d["mean_abs"], dtype=float),
+                   max_l2=np.asarray(d["max_l2"], dtype=float),
+                   received=np.asarray(d["received"], dtype=bool), observations=1,
+                   steps=list(d["steps"]), total_norm=[float(v) for v in d["total_norm"]])

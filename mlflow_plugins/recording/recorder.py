@@ -228,7 +228,7 @@ class Recorder:
         return findings, inputs
 
     def _write_artifacts(self, findings: list[Finding], inputs: dict[str, Any]) -> None:
-        flow = _grad_flow_from_dict(inputs["grad_flow"]) if inputs.get("grad_flow") else None
+        flow = GradFlow.from_dict(inputs["grad_flow"]) if inputs.get("grad_flow") else None
         thresholds = inputs.get("thresholds") or None
         document = {"health": overall_health(findings),
                     "findings": [f.to_dict() for f in findings]}
@@ -268,14 +268,6 @@ def _union(findings: Sequence[Finding]) -> list[Finding]:
         if f.key not in first or f.step < first[f.key].step:
             first[f.key] = f
     return sorted(first.values(), key=lambda f: (f.step, f.code, f.where))
-
-
-def _grad_flow_from_dict(d: Mapping[str, Any]) -> GradFlow:
-    """A `GradFlow` equal, for plotting, to the one `GradFlow.to_dict` wrote."""
-    return GradFlow(names=tuple(d["names"]), mean_abs_sum=np.asarray(d["mean_abs"], dtype=float),
-                    max_l2=np.asarray(d["max_l2"], dtype=float),
-                    received=np.asarray(d["received"], dtype=bool), observations=1,
-                    steps=list(d["steps"]), total_norm=[float(v) for v in d["total_norm"]])
 
 
 def _plain(value: Any) -> Any:
