@@ -17,7 +17,7 @@ class GradSnapshot:
         step: the optimizer step.
         names: parameter paths, in a fixed order.
         l2: per-parameter gradient L2 norm (0 where the gradient is missing).
-        mean_abs: per-parameter mean |gradient| (0 where missing).
+        mean_abs: per-parameter mean |gradient| (0 where missing; NaN where not measured).
         missing: True where the parameter had no gradient at all (None).
         numel: number of elements of each parameter.
     """
@@ -45,12 +45,13 @@ class GradSnapshot:
 class GradFlow:
     """What the gradient-flow figure shows: per-parameter gradient size over the observed steps.
 
-    `mean_abs` is averaged over observations; `received` says whether a parameter was ever seen
-    with a non-zero gradient; `steps`/`total_norm` is the total-norm curve.
+    `mean_abs` is averaged over the observations that measured it; `received` says whether a
+    parameter was ever seen with a non-zero gradient; `steps`/`total_norm` is the total-norm curve.
     """
 
     names: tuple[str, ...] = ()
     mean_abs_sum: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    mean_abs_count: np.ndarray | None = None  # observations that measured it; None: all did
     max_l2: np.ndarray = field(default_factory=lambda: np.zeros(0))
     received: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))
     observations: int = 0
@@ -61,10 +62,13 @@ class GradFlow:
         if self.names != snap.names:
             self.names = snap.names
             n = len(snap.names)
-            self.mean_abs_sum, self.max_l2 = np.zeros(n), np.zeros(n)
+            self.mean_abs_sum, self.mean_abs_count, self.max_l2 = np.zeros(n), np.zeros(n), np.zeros(n)
             self.received, self.observations = np.zeros(n, dtype=bool), 0
         finite = np.isfinite(snap.mean_abs)
+        if self.mean_abs_count is None:
+            self.mean_abs_count = np.full(len(self.names), float(self.observations))
         self.mean_abs_sum += np.where(finite, snap.mean_abs, 0.0)
+        self.mean_abs_count += finite
         self.max_l2 = np.fmax(self.max_l2, snap.l2)
         self.received |= (~snap.missing) & (snap.l2 > 0)
         self.observations += 1
@@ -73,7 +77,8 @@ class GradFlow:
 
     @property
     def mean_abs(self) -> np.ndarray:
-        return self.mean_abs_sum / max(self.observations, 1)
+        count = self.observations if self.mean_abs_count is None else self.mean_abs_count
+        return self.mean_abs_sum / np.maximum(count, 1)
 
     def to_dict(self) -> dict:
         return {

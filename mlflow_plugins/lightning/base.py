@@ -77,7 +77,8 @@ class FixlabCallback(pl.Callback):
         return stop is not None
 
     def flush_if_sampled(self, step: int) -> None:
-        if self._session is not None and self.sampled(step):
+        """Flushes metrics every `log_every` steps (also with `every_step`: flushes are batches)."""
+        if self._session is not None and step % self.log_every == 0:
             self._guard(self._session.flush)
 
     def _guard(self, fn: Callable[[], Any], default: Any = None) -> Any:

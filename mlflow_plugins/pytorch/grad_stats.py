@@ -54,13 +54,22 @@ class GradStats:
         total = torch.linalg.vector_norm(l2)
         return torch.isfinite(total) & (total <= limit)
 
-    def snapshot(self, step: int, l2: torch.Tensor | None = None) -> GradSnapshot:
-        """Every statistic of this step, moved to the host in one copy."""
+    def snapshot(self, step: int, l2: torch.Tensor | None = None, *,
+                 mean_abs: bool = True) -> GradSnapshot:
+        """This step's statistics, moved to the host in one copy.
+
+        `mean_abs=False` skips the L1 pass (mean |grad| is then NaN): on CPU an L1 reduction
+        costs ~3.5x an L2 one, as its kernel is not vectorized like the sum of squares.
+        """
         missing = self.missing()
         l2 = self.norms(2.0) if l2 is None else l2
         if l2 is None:
             zeros = np.zeros(len(self.names))
             return GradSnapshot(step, self.names, zeros, zeros.copy(), missing, self.numel)
+        if not mean_abs:
+            host = l2.cpu().numpy().astype(np.float64)
+            return GradSnapshot(step, self.names, host, np.full_like(host, np.nan), missing,
+                                self.numel)
         l1 = self.norms(1.0)
         both = torch.stack([l2, l1.to(l2.device)]).cpu().numpy().astype(np.float64)
         return GradSnapshot(step, self.names, both[0], both[1] / self.numel, missing, self.numel)
