@@ -44,6 +44,8 @@ from typing import Any, Literal, Mapping, Sequence
 
 import yaml
 
+from .paging import all_pages
+
 Verdict = Literal["reproduced", "not reproduced", "not measured"]
 VERDICTS: tuple[Verdict, ...] = ("reproduced", "not reproduced", "not measured")
 
@@ -363,7 +365,7 @@ def claims_table(experiment_name: str, tracking_uri: str | None = None) -> list[
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
-        names = sorted(e.name for e in _all_experiments(client))
+        names = sorted(e.name for e in all_pages(client.search_experiments))
         raise ValueError(f"experiment {experiment_name!r} does not exist; existing experiments: "
                          f"{names or 'none'}")
     runs = _all_runs(client, experiment.experiment_id)
@@ -406,16 +408,6 @@ def _read_records(run_id: str, tracking_uri: str | None) -> list[dict[str, Any]]
             return None
     claims = payload.get("claims") if isinstance(payload, dict) else None
     return [c for c in claims if isinstance(c, dict)] if isinstance(claims, list) else None
-
-
-def _all_experiments(client: Any) -> list[Any]:
-    experiments, token = [], None
-    while True:
-        page = client.search_experiments(max_results=1000, page_token=token)
-        experiments.extend(page)
-        token = page.token
-        if not token:
-            return experiments
 
 
 def _all_runs(client: Any, experiment_id: str) -> list[Any]:

@@ -50,6 +50,8 @@ from typing import Any, Iterator
 
 import torch
 
+from .paging import all_pages
+
 CHAMPION = "champion"
 MODEL_NAME = "model"
 HEALTH_TAG = "fixlab.health"
@@ -270,7 +272,7 @@ def load_champion(project: str, tracking_uri: str | None = None) -> torch.nn.Mod
     except MlflowException as e:
         if e.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise
-        names = sorted(m.name for m in _all_registered_models(client))
+        names = sorted(m.name for m in all_pages(client.search_registered_models))
         raise ValueError(f"registered model {project!r} does not exist in {client.tracking_uri}; "
                          f"registered models: {names or 'none'}") from None
     version = _champion_version(client, project)
@@ -304,16 +306,6 @@ def _pickle_disallowed() -> Iterator[None]:
             os.environ.pop(_PICKLE_ENV, None)
         else:
             os.environ[_PICKLE_ENV] = previous
-
-
-def _all_registered_models(client: Any) -> list[Any]:
-    models, token = [], None
-    while True:
-        page = client.search_registered_models(max_results=1000, page_token=token)
-        models.extend(page)
-        token = page.token
-        if not token:
-            return models
 
 
 def load_state_dict_safely(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -36,3 +36,28 @@ def tracking_uri(tmp_path: Path, _mlflow_db_template: Path) -> Iterator[str]:
     while mlflow.active_run() is not None:
         mlflow.end_run()
     mlflow.set_tracking_uri(previous)
+
+
+@pytest.fixture(scope="module")
+def module_store(tmp_path_factory: pytest.TempPathFactory, _mlflow_db_template: Path) -> Iterator[str]:
+    """One SQLite store shared by a test module, working directory inside it (a SQLite store's
+    default artifact root is ./mlruns). Restores the tracking URI, the active experiment and the
+    env vars that `set_tracking_uri`/`set_experiment` export."""
+    root = tmp_path_factory.mktemp("store")
+    shutil.copyfile(_mlflow_db_template, root / "mlflow.db")
+    uri = f"sqlite:///{root / 'mlflow.db'}"
+    previous_uri = mlflow.get_tracking_uri()
+    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.chdir(root)
+        mp.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
+        mlflow.set_tracking_uri(uri)
+        yield uri
+        while mlflow.active_run() is not None:
+            mlflow.end_run()
+        mlflow.set_tracking_uri(previous_uri)
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -23,29 +23,15 @@ AFTER = Claim("accuracy_after", "repr_fixed", "Accuracy: 15-40%", "15-40%", "tes
 
 
 @pytest.fixture(scope="module")
-def tracking(tmp_path_factory):
-    """A SQLite store with experiment "repr": a broken and a fixed run with claim verdicts."""
-    root = tmp_path_factory.mktemp("cli")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    previous_uri = mlflow.get_tracking_uri()
-    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)  # the default artifact root of a SQLite store is ./mlruns
-        mp.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment("repr")
-        with mlflow.start_run(run_name="broken", tags={"fixlab.variant": "repr_broken"}):
-            log_claims(evaluate([BEFORE], {"test/acc": 0.0213}))
-        with mlflow.start_run(run_name="fixed", tags={"fixlab.variant": "repr_fixed"}):
-            log_claims(evaluate([AFTER], {"test/acc": 0.31}))
-        mlflow.set_experiment("empty")
-        yield uri
-        mlflow.set_tracking_uri(previous_uri)
-        for key, value in saved_env.items():  # set_tracking_uri/set_experiment export these
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def tracking(module_store):
+    """Experiment "repr": a broken and a fixed run with claim verdicts; "empty": none."""
+    mlflow.set_experiment("repr")
+    with mlflow.start_run(run_name="broken", tags={"fixlab.variant": "repr_broken"}):
+        log_claims(evaluate([BEFORE], {"test/acc": 0.0213}))
+    with mlflow.start_run(run_name="fixed", tags={"fixlab.variant": "repr_fixed"}):
+        log_claims(evaluate([AFTER], {"test/acc": 0.31}))
+    mlflow.set_experiment("empty")
+    return module_store
 
 
 def test_claims_table(tracking, capsys):

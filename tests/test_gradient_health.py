@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 from _models import (HEALTHY, NoGradBranch, TinyScale, Wrapped, codes, mlp, train_lightning,
                      train_plain, where)

@@ -6,7 +6,7 @@ import pytest
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 
-from _models import HEALTHY, Fp16Overflow, SqrtAtZero, Wrapped, codes, mlp, train_lightning, train_plain
+from _models import HEALTHY, Fp16Overflow, SqrtAtZero, Wrapped, codes, train_lightning, train_plain
 from mlflow_plugins import AmpNanCallback, Severity, TrainingStopped
 from mlflow_plugins.analysis import AmpSkips
 from mlflow_plugins.thresholds import Thresholds

@@ -47,25 +47,9 @@ EXAMPLE = torch.randn(3, 4, generator=torch.Generator().manual_seed(0))
 
 
 @pytest.fixture(scope="module")
-def tracking(tmp_path_factory):
-    """One SQLite tracking store for the module (creating one costs seconds), artifacts
-    beside it; the tracking URI, active experiment, MLflow's env vars and cwd are restored."""
-    root = tmp_path_factory.mktemp("registry")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
-    previous_uri = mlflow.get_tracking_uri()
-    saved_env = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_EXPERIMENT_ID")}
-    with pytest.MonkeyPatch.context() as mp:
-        mp.chdir(root)  # the default artifact root of a SQLite store is ./mlruns
-        mp.setattr(mlflow.tracking.fluent, "_active_experiment_id", None)
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment("registry")
-        yield uri
-        mlflow.set_tracking_uri(previous_uri)
-        for key, value in saved_env.items():  # set_tracking_uri/set_experiment export these
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def tracking(module_store):
+    mlflow.set_experiment("registry")
+    return module_store
 
 
 def new_run() -> str:

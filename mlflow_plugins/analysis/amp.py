@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections import deque
 
-from ..findings import Severity
+from ..findings import Finding, Severity
 from ..thresholds import Thresholds
 from .once import ReportOnce
 

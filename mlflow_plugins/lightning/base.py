@@ -6,7 +6,6 @@ import warnings
 from typing import Any, Callable
 
 import lightning.pytorch as pl
-import torch
 from lightning.pytorch.loggers import MLFlowLogger
 
 from ..findings import Finding
