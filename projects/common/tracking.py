@@ -1,0 +1,151 @@
+"""The MLflow run of an entry script: resolved or started, tagged, and never left RUNNING.
+
+Under `mlflow run`, MLflow has already created the run and exported `MLFLOW_RUN_ID`; the script
+must log into that run (opening another would split the results). Run standalone, the script
+starts its own run. Either way `tracked_run` ends the run FINISHED when the block completes,
+KILLED on Ctrl-C or SIGTERM and FAILED on any other exception, so a crash mid-training never leaves a
+run that looks like it is still going.
+
+Example:
+    >>> with tracked_run(experiment="repr_gradflow", tags=fixlab_tags("repr_gradflow",
+    ...                  "repr_fixed", "001_bac714bd05ae718b.txt")) as run:
+    ...     logger = lightning_logger(run)
+    ...     trainer = Trainer(logger=logger)
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import warnings
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+import mlflow
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.utils.time import get_current_time_millis
+
+if TYPE_CHECKING:
+    from lightning.pytorch.loggers import MLFlowLogger
+
+__all__ = ["RUN_ID_ENV", "fixlab_tags", "tracked_run", "lightning_logger", "log_params_once",
+           "log_metrics_now", "set_tags_now"]
+
+RUN_ID_ENV = "MLFLOW_RUN_ID"
+
+
+def fixlab_tags(project: str, variant: str, document: str) -> dict[str, str]:
+    """The `fixlab.project`, `fixlab.variant`, `fixlab.document` tags of DESIGN.md."""
+    return {"fixlab.project": project, "fixlab.variant": variant, "fixlab.document": document}
+
+
+@contextmanager
+def tracked_run(*, experiment: str, tags: Mapping[str, str], run_name: str | None = None
+                ) -> Iterator[mlflow.ActiveRun]:
+    """The run to log into, active for the block; ended FINISHED, FAILED or KILLED.
+
+    Args:
+        experiment: used only for a standalone run, and only when neither
+            `MLFLOW_EXPERIMENT_NAME` nor `MLFLOW_EXPERIMENT_ID` chooses one.
+        tags: set on the run first thing.
+        run_name: for a standalone run; MLflow picks one when None.
+
+    Raises:
+        Whatever the block raises, after the run has been marked FAILED (or KILLED).
+    """
+    run_id = os.environ.get(RUN_ID_ENV)
+    if run_id:
+        run = mlflow.start_run(run_id=run_id)
+    elif os.environ.get("MLFLOW_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_ID"):
+        run = mlflow.start_run(run_name=run_name)
+    else:
+        # Not mlflow.set_experiment: that would change the process-wide active experiment.
+        run = mlflow.start_run(experiment_id=_experiment_id(experiment), run_name=run_name)
+    status = "FAILED"
+    previous_sigterm = _sigterm_as_interrupt()
+    try:
+        mlflow.set_tags(dict(tags))
+        yield run
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    except SystemExit as exc:
+        status = "FINISHED" if exc.code in (None, 0) else "FAILED"
+        raise
+    finally:
+        if previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, previous_sigterm)
+        try:
+            mlflow.end_run(status)
+        except Exception as exc:  # noqa: BLE001 - do not hide the block's own error
+            warnings.warn(f"could not end MLflow run {run.info.run_id} as {status}: {exc}", stacklevel=2)
+
+
+def _experiment_id(name: str) -> str:
+    """The id of experiment `name`, created if it does not exist."""
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    try:
+        return client.create_experiment(name)
+    except MlflowException:  # created meanwhile by another process
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def _sigterm_as_interrupt() -> Any:
+    """Turn SIGTERM (a killed job, a timeout) into KeyboardInterrupt, so the run ends KILLED
+    instead of staying RUNNING. Returns the previous handler, or None off the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, interrupt)
+
+
+def lightning_logger(run: mlflow.ActiveRun, **kwargs: Any) -> "MLFlowLogger":
+    """Lightning's `MLFlowLogger` bound to `run` and to the current tracking URI.
+
+    Without `run_id` it would open a second run; without `tracking_uri` it would fall back to
+    the deprecated `./mlruns` file store.
+    """
+    from lightning.pytorch.loggers import MLFlowLogger
+
+    experiment = mlflow.get_experiment(run.info.experiment_id)
+    return MLFlowLogger(experiment_name=experiment.name, run_id=run.info.run_id,
+                        tracking_uri=mlflow.get_tracking_uri(), **kwargs)
+
+
+def log_params_once(run_id: str, params: Mapping[str, Any]) -> dict[str, str]:
+    """Log the params the run does not have yet; returns what was logged.
+
+    MLflow params are immutable and `mlflow run` already logs each `-P` value as typed (for
+    example `3e-3`); logging `0.003` under the same key would be an error. Keys present on
+    the run are kept as they are.
+    """
+    client = mlflow.MlflowClient()
+    present = client.get_run(run_id).data.params
+    new = {str(k): str(v) for k, v in params.items() if str(k) not in present}
+    items = list(new.items())
+    for start in range(0, len(items), 100):  # MLflow's limit of params per batch
+        client.log_batch(run_id, params=[Param(k, v) for k, v in items[start:start + 100]])
+    return new
+
+
+def log_metrics_now(run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
+    """Log metrics synchronously in one batch (non-finite values are kept, None is skipped)."""
+    now = get_current_time_millis()
+    points = [Metric(str(k), float(v), now, step) for k, v in metrics.items() if v is not None]
+    if points:
+        mlflow.MlflowClient().log_batch(run_id, metrics=points)
+
+
+def set_tags_now(run_id: str, tags: Mapping[str, str]) -> None:
+    """Set tags synchronously in one batch."""
+    mlflow.MlflowClient().log_batch(run_id, tags=[RunTag(str(k), str(v)) for k, v in tags.items()])
