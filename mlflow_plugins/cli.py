@@ -15,6 +15,7 @@ import argparse
 import csv
 import io
 import json
+import os
 import sys
 from typing import Any, Callable, NamedTuple, Sequence
 
@@ -122,6 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return 2
+    # Reading runs downloads small artifacts; MLflow's progress bars would bury the table.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     return SUBCOMMANDS[args.command].handler(args)
 
 

@@ -26,6 +26,8 @@ import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.time import get_current_time_millis
 
+from mlflow_plugins.context import FixlabRunContext
+
 if TYPE_CHECKING:
     from lightning.pytorch.loggers import MLFlowLogger
 
@@ -36,8 +38,11 @@ RUN_ID_ENV = "MLFLOW_RUN_ID"
 
 
 def fixlab_tags(project: str, variant: str, document: str) -> dict[str, str]:
-    """The `fixlab.project`, `fixlab.variant`, `fixlab.document` tags of DESIGN.md."""
-    return {"fixlab.project": project, "fixlab.variant": variant, "fixlab.document": document}
+    """The `fixlab.*` tags of DESIGN.md: the run-context provider's (`fixlab.version`) plus
+    project, variant and document. `mlflow run` creates its run without context providers,
+    so the entry script sets them all."""
+    return {**FixlabRunContext().tags(), "fixlab.project": project, "fixlab.variant": variant,
+            "fixlab.document": document}
 
 
 @contextmanager
@@ -54,6 +59,8 @@ def tracked_run(*, experiment: str, tags: Mapping[str, str], run_name: str | Non
     Raises:
         Whatever the block raises, after the run has been marked FAILED (or KILLED).
     """
+    # The recorder reads back small artifacts; MLflow's progress bars would bury the summary.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     run_id = os.environ.get(RUN_ID_ENV)
     if run_id:
         run = mlflow.start_run(run_id=run_id)

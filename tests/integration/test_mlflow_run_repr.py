@@ -6,6 +6,8 @@ entry script, Lightning, the fixlab callbacks, claims and registration.
 
 from __future__ import annotations
 
+import importlib.metadata
+
 import os
 import subprocess
 import sys
@@ -38,6 +40,7 @@ def _check_common(run: mlflow.entities.Run, variant: str) -> None:
     assert run.info.status == "FINISHED"
     tags, metrics, params = run.data.tags, run.data.metrics, run.data.params
     assert tags["fixlab.project"] == "repr_gradflow"
+    assert tags["fixlab.version"] == importlib.metadata.version("fixlab")
     assert tags["fixlab.variant"] == variant
     assert tags["fixlab.document"] == "001_bac714bd05ae718b.txt"
     assert tags["fixlab.health"] in ("ok", "warning", "critical")
