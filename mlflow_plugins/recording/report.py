@@ -37,7 +37,9 @@ text-transform:uppercase;letter-spacing:.04em}
 table{border-collapse:collapse;width:100%;margin:8px 0}
 th,td{border:1px solid #d0d7de;padding:6px 8px;text-align:left;vertical-align:top}
 th{background:#f6f8fa}td.where,td.ev{font-family:ui-monospace,Menlo,Consolas,monospace;
-font-size:12.5px;word-break:break-all}td.hint{min-width:280px}
+font-size:12.5px;word-break:break-all}
+h3{font-size:15px;margin:18px 0 2px}h3 .muted{font-weight:400;font-size:13px}
+p.hint{background:#f6f8fa;border-left:3px solid #0969da;padding:6px 10px;margin:6px 0}
 img{max-width:100%;height:auto;border:1px solid #d0d7de}
 """
 
@@ -129,24 +131,33 @@ def _summary(findings: Sequence[Finding]) -> str:
 
 
 def _findings_table(findings: Sequence[Finding]) -> str:
+    """One block per code: what it means and its documented fix once, then every place."""
     if not findings:
         return "<p>None.</p>"
-    rows = ["<table><tr><th>code</th><th>severity</th><th>step</th><th>where</th>"
-            "<th>evidence</th><th>hint</th></tr>"]
-    for f in sorted(findings, key=lambda f: (_SEVERITY_ORDER[f.severity], f.step, f.code)):
-        meaning = CODES[f.code].meaning
-        rows.append(
-            f"<tr><td title='{html.escape(meaning)}'>{html.escape(f.code)}</td>"
+    groups: dict[str, list[Finding]] = {}
+    for f in sorted(findings, key=lambda f: (_SEVERITY_ORDER[f.severity], f.step, f.code, f.where)):
+        groups.setdefault(f.code, []).append(f)
+    blocks = []
+    for code, group in groups.items():
+        worst = min((f.severity for f in group), key=_SEVERITY_ORDER.__getitem__)
+        places = "place" if len(group) == 1 else "places"
+        rows = "".join(
+            f"<tr><td class='where'>{html.escape(f.where)}</td>"
             f"<td class='sev' style='color:{_COLORS[f.severity.value]}'>{f.severity.value}</td>"
-            f"<td>{f.step}</td><td class='where'>{html.escape(f.where)}</td>"
-            f"<td class='ev'>{_evidence(f.evidence)}</td>"
-            f"<td class='hint'>{html.escape(f.hint)}</td></tr>")
-    rows.append("</table>")
-    return "\n".join(rows)
+            f"<td>{f.step}</td><td class='ev'>{_evidence(f.evidence)}</td></tr>" for f in group)
+        blocks.append(
+            f"<h3>{html.escape(code)} <span class='sev' style='color:{_COLORS[worst.value]}'>"
+            f"{worst.value}</span> <span class='muted'>{len(group)} {places}, first at step "
+            f"{group[0].step}</span></h3>"
+            f"<p class='muted'>{html.escape(CODES[code].meaning)}.</p>"
+            f"<p class='hint'>{html.escape(group[0].hint)}</p>"
+            "<table><tr><th>where</th><th>severity</th><th>step</th><th>evidence</th></tr>"
+            f"{rows}</table>")
+    return "\n".join(blocks)
 
 
 def _evidence(evidence: Mapping[str, Any]) -> str:
-    return "<br>".join(f"{html.escape(str(k))}={html.escape(_format(v))}"
+    return ", ".join(f"{html.escape(str(k))}={html.escape(_format(v))}"
                        for k, v in evidence.items())
 
 
