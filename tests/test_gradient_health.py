@@ -136,9 +136,14 @@ def test_vanishing_ignores_parameters_without_gradient():
     assert not health.observe(_snap(0, [0.0], mean_abs=[0.0], missing=[True]))
 
 
-def test_every_step_reads_norms_each_step_and_mean_abs_on_log_steps():
-    monitor = train_plain(mlp(), steps=6, monitor_kwargs={"log_every": 3, "every_step": True})
+def test_every_step_judges_each_step_and_records_per_interval(tracking_uri):
+    import mlflow
+    with mlflow.start_run() as run:
+        monitor = train_plain(mlp(), steps=6, monitor_kwargs={"log_every": 3, "every_step": True})
     flow = monitor.grads.flow
     assert flow.steps == [0, 1, 2, 3, 4, 5]  # L2 statistics on every step
     assert set(flow.mean_abs_count) == {2.0}  # mean |grad| on steps 0 and 3
     assert np.all(flow.mean_abs > 0)
+    client = mlflow.MlflowClient()
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "grad_norm/total")] == list(range(6))
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "grad_norm/0.weight")] == [0, 3]

@@ -25,10 +25,11 @@ class StepReport:
 class GradientWatch:
     """Runs before each optimizer step.
 
-    Log steps (every `log_every`) get every statistic from one fused reduction and one host copy.
-    With `every_step`, the other steps get the L2 statistics too (norms, non-finite, zero,
-    exploding, band); mean |grad| (GRAD_VANISHING) stays on log steps, as its L1 pass costs
-    ~3.5x an L2 pass on CPU. Otherwise other steps get only the free "gradient is None" check, unless
+    Log steps (every `log_every`) get every statistic from one fused reduction and one host copy,
+    and record per-parameter metrics. With `every_step`, the other steps are judged on the L2
+    statistics too (norms, non-finite, zero, exploding, band) and record `grad_norm/total`;
+    mean |grad| (GRAD_VANISHING) stays on log steps, as its L1 pass costs ~3.5x an L2 pass on
+    CPU. Otherwise other steps get only the free "gradient is None" check, unless
     `verdict_every_step` asks for a per-step verdict (non-finite or exploding, one scalar sync) so
     that a policy can skip or stop that very step.
     """
@@ -64,8 +65,9 @@ class GradientWatch:
         report.findings += self.health.observe(snap)
         report.findings += self._nonfinite(step, snap.l2)
         report.metrics["grad_norm/total"] = snap.total_norm
-        report.metrics.update({f"grad_norm/{n}": float(v)
-                               for n, v, m in zip(snap.names, snap.l2, snap.missing) if not m})
+        if self.log_step(step):  # per-parameter series at the log interval, even with every_step
+            report.metrics.update({f"grad_norm/{n}": float(v)
+                                   for n, v, m in zip(snap.names, snap.l2, snap.missing) if not m})
         return report
 
     def _nonfinite(self, step: int, l2: np.ndarray) -> list[Finding]:

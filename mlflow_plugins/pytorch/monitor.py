@@ -41,8 +41,8 @@ class Monitor:
         log_every: optimizer steps between full statistics and metric flushes.
         policy: on a critical finding, "warn" (default), "skip_step" (drop the step's gradients
             when they are non-finite or exploding) or "stop" (raise `TrainingStopped`).
-        every_step: gradient norms and normalization probes on every step (slower; for
-            debugging); mean |grad| stays on log steps and metrics are still flushed per interval.
+        every_step: judge gradient norms and normalization probes on every step (slower; for
+            debugging). Mean |grad|, per-parameter and per-module metrics stay per interval.
         scaler: the `torch.amp.GradScaler` of the loop, to follow skipped steps.
         norm_modules: module paths or class names to probe besides the built-in normalizations.
         run_id / tracking_uri: the MLflow run; default the active run, then `MLFLOW_RUN_ID`;

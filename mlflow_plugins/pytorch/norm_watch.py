@@ -30,8 +30,11 @@ class NormWatch:
         report = StepReport()
         if not self.probes.armed:
             return report
+        record = step % self.log_every == 0  # with every_step, judged each step, recorded per interval
         for probe in self.probes.collect(step):
             report.findings += self.analyzer.observe(probe)
+            if not record:
+                continue
             prefix = f"norm/{probe.module}"
             if probe.grad_ratio is not None:
                 report.metrics[f"{prefix}/grad_ratio"] = probe.grad_ratio
