@@ -84,16 +84,18 @@ class NormProbes:
         self._handles, self._values = [], {}
 
     def collect(self, step: int) -> list[NormProbe]:
-        values = self._values
+        values = {n: v for n, v in self._values.items() if "cv_in" in v}
         self.disarm()
-        keys = ("cv_in", "cv_out", "grad_in", "grad_out")
-        nan = torch.tensor(float("nan"))
-        rows = [(n, [v.get(k, nan) for k in keys]) for n, v in values.items() if "cv_in" in v]
-        if not rows:
+        if not values:
             return []
-        host = torch.stack([torch.stack([t.float().cpu() for t in ts]) for _, ts in rows]).numpy()
+        keys = ("cv_in", "cv_out", "grad_in", "grad_out")
+        device = next(iter(values.values()))["cv_in"].device
+        nan = torch.tensor(float("nan"), device=device)
+        # Stacked on the device, then one copy to the host: no sync per module or per value.
+        table = torch.stack([torch.stack([v.get(k, nan).float().to(device) for k in keys])
+                             for v in values.values()]).cpu().numpy()
         probes = []
-        for (name, _), (cv_in, cv_out, g_in, g_out) in zip(rows, host):
+        for name, (cv_in, cv_out, g_in, g_out) in zip(values, table):
             ratio = float(g_in / g_out) if g_out > 0 and g_in == g_in else None
             probes.append(NormProbe(step, name, ratio, float(cv_in), float(cv_out)))
         return probes
