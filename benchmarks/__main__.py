@@ -1,0 +1,25 @@
+"""`python -m benchmarks overhead|logging|all [options]`: one entry point for both benchmarks."""
+
+from __future__ import annotations
+
+import sys
+
+from . import mlflow_logging, overhead
+
+_COMMANDS = {"overhead": overhead.main, "logging": mlflow_logging.main}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] not in (*_COMMANDS, "all"):
+        print(f"usage: python -m benchmarks {{{','.join([*_COMMANDS, 'all'])}}} [--quick] "
+              f"[options]\n(options of each: python -m benchmarks overhead --help)",
+              file=sys.stderr)
+        raise SystemExit(2)
+    command, rest = argv[0], argv[1:]
+    for name in (_COMMANDS if command == "all" else [command]):
+        _COMMANDS[name](rest)
+
+
+if __name__ == "__main__":
+    main()
