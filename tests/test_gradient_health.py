@@ -52,6 +52,7 @@ def test_healthy_lightning_is_silent(name):
     cb = GradientHealthCallback(log_every=1)
     train_lightning(Wrapped(HEALTHY[name]()), [cb], steps=30)
     assert not codes(cb.findings) & GRAD_CODES, cb.findings
+    assert all(f.severity is not Severity.CRITICAL for f in cb.findings)
 
 
 def test_never_updated_waits_for_k_steps():

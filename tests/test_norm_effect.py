@@ -46,6 +46,13 @@ def test_attenuation_found_plain(kind):
     assert where(monitor.findings, "NORM_GRAD_ATTENUATION") == {"normalize" if kind == "l2normalize" else "norm"}
 
 
+def test_erased_magnitude_found_plain():
+    monitor = train_plain(NormAfterLargeInput(), steps=3)
+    [erased] = [f for f in monitor.findings if f.code == "NORM_ERASES_MAGNITUDE"]
+    assert erased.where == "normalize" and erased.severity.value == "info"
+    assert erased.evidence["magnitude_cv_in"] > 0.2 and erased.evidence["magnitude_cv_out"] < 0.01
+
+
 def test_erased_magnitude_found_and_attenuation_measured_lightning():
     cb = NormalizationEffectCallback(log_every=1)
     train_lightning(Wrapped(NormAfterLargeInput()), [cb], steps=4)
