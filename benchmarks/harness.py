@@ -21,6 +21,16 @@ from typing import Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 
+def check_counts(config: object, *, positive: Sequence[str], non_negative: Sequence[str] = ()) -> None:
+    """A benchmark config's counts, validated: ValueError naming the field and the bound."""
+    for name in positive:
+        if getattr(config, name) < 1:
+            raise ValueError(f"{name}={getattr(config, name)!r} must be >= 1")
+    for name in non_negative:
+        if getattr(config, name) < 0:
+            raise ValueError(f"{name}={getattr(config, name)!r} must be >= 0")
+
+
 @dataclass(frozen=True)
 class RatioStats:
     """Per-round ratios of one variant's block time to the baseline's: median and quartiles."""

@@ -40,7 +40,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .harness import (RatioStats, environment, interleave, markdown_table, per_step_ms,
+from .harness import (RatioStats, check_counts, environment, interleave, markdown_table, per_step_ms,
                       ratios, tracking_store)
 from .models import Scale, benches, n_params
 
@@ -76,11 +76,8 @@ class LoggingConfig:
     training_loop: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("rounds", "flush_every", "n_metrics", "threads"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)!r} must be >= 1")
-        if self.warmup_rounds < 0:
-            raise ValueError(f"warmup_rounds={self.warmup_rounds!r} must be >= 0")
+        check_counts(self, positive=("rounds", "flush_every", "n_metrics", "threads"),
+                     non_negative=("warmup_rounds",))
 
 
 FULL = LoggingConfig()

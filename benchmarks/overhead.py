@@ -35,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .harness import (RatioStats, environment, interleave, markdown_table, per_step_ms,
+from .harness import (RatioStats, check_counts, environment, interleave, markdown_table, per_step_ms,
                       ratios, tracking_store)
 from .models import Bench, Scale, benches, n_params
 
@@ -80,16 +80,8 @@ class OverheadConfig:
     models: tuple[str, ...] = ("mlp", "cnn1d", "lstm")
 
     def __post_init__(self) -> None:
-        if self.rounds < 1:
-            raise ValueError(f"rounds={self.rounds!r} must be >= 1")
-        if self.warmup_rounds < 0:
-            raise ValueError(f"warmup_rounds={self.warmup_rounds!r} must be >= 0")
-        if self.copies < 1:
-            raise ValueError(f"copies={self.copies!r} must be >= 1")
-        if self.block_steps < 1:
-            raise ValueError(f"block_steps={self.block_steps!r} must be >= 1")
-        if self.threads < 1:
-            raise ValueError(f"threads={self.threads!r} must be >= 1")
+        check_counts(self, positive=("rounds", "copies", "block_steps", "threads"),
+                     non_negative=("warmup_rounds",))
 
 
 FULL = OverheadConfig()
