@@ -7,7 +7,7 @@ from collections import defaultdict
 import numpy as np
 import torch
 
-from ..analysis import GradSnapshot, NonfiniteEvent
+from ..analysis import GradSnapshot
 
 
 class GradStats:
@@ -15,7 +15,7 @@ class GradStats:
 
     `missing()` is free (a Python check of `.grad is None`); `norms()` is one `_foreach_norm`
     launch per device, left on the device; `snapshot()` adds the L1 pass and moves everything to
-    the host in one copy. Only `first_nonfinite()`, called after a failure, looks per parameter.
+    the host in one copy, where a non-finite norm names its parameter without another look.
 
     Args:
         named_params: (name, parameter) pairs, e.g. those the optimizer holds.
@@ -73,16 +73,6 @@ class GradStats:
         l1 = self.norms(1.0)
         both = torch.stack([l2, l1.to(l2.device)]).cpu().numpy().astype(np.float64)
         return GradSnapshot(step, self.names, both[0], both[1] / self.numel, missing, self.numel)
-
-    def first_nonfinite(self, step: int) -> NonfiniteEvent | None:
-        """The first parameter whose gradient holds NaN/Inf (per-parameter: failure path only)."""
-        for name, p in zip(self.names, self.params):
-            g = p.grad
-            if g is not None and not bool(torch.isfinite(g).all()):
-                return NonfiniteEvent(step, "gradient", name, str(g.dtype), None,
-                                      nan=bool(torch.isnan(g).any()),
-                                      inf=bool(torch.isinf(g).any()))
-        return None
 
     def drop_grads(self) -> None:
         """Skip an optimizer step: torch optimizers leave parameters without a gradient alone."""
