@@ -36,6 +36,7 @@ class AmpNanCallback(FixlabCallback):
         self._nonfinite: NonfiniteWatch | None = None
         self._amp: AmpWatch | None = None
         self._batch: tuple[Any, int] | None = None
+        self._stats: dict[int, GradStats] = {}
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Finds the precision plugin's GradScaler, if any."""
@@ -56,7 +57,9 @@ class AmpNanCallback(FixlabCallback):
         """Under skip_step/stop, drops the step's gradients when any is non-finite."""
         if self.policy == "warn":
             return
-        stats = GradStats(named_optimizer_params(pl_module, optimizer))
+        if id(optimizer) not in self._stats:  # built once: it walks every named parameter
+            self._stats[id(optimizer)] = GradStats(named_optimizer_params(pl_module, optimizer))
+        stats = self._stats[id(optimizer)]
         if not bool(self._guard(lambda: stats.total_norm_ok(stats.norms(), float("inf")), True)):
             stats.drop_grads()
 
@@ -80,8 +83,8 @@ class AmpNanCallback(FixlabCallback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Flushes metrics on sampled steps."""
-        self.flush_if_sampled(trainer.global_step - 1)
+        """Flushes metrics every `log_every` steps."""
+        self.flush_on_log_step(trainer.global_step - 1)
 
 
 @contextlib.contextmanager

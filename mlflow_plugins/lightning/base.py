@@ -38,9 +38,6 @@ class FixlabCallback(pl.Callback):
     def findings(self) -> list[Finding]:
         return list(self._findings)
 
-    def sampled(self, step: int) -> bool:
-        return self.every_step or step % self.log_every == 0
-
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
@@ -75,7 +72,7 @@ class FixlabCallback(pl.Callback):
             trainer.should_stop = True
         return stop is not None
 
-    def flush_if_sampled(self, step: int) -> None:
+    def flush_on_log_step(self, step: int) -> None:
         """Flushes metrics every `log_every` steps (also with `every_step`: flushes are batches)."""
         if self._session is not None and step % self.log_every == 0:
             self._guard(self._session.flush)

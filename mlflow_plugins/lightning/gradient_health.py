@@ -46,8 +46,8 @@ class GradientHealthCallback(FixlabCallback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Flushes metrics on sampled steps."""
-        self.flush_if_sampled(trainer.global_step - 1)
+        """Flushes metrics every `log_every` steps."""
+        self.flush_on_log_step(trainer.global_step - 1)
 
     def _watch(self, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer) -> GradientWatch:
         if id(optimizer) not in self._watches:

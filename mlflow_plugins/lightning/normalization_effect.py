@@ -48,7 +48,7 @@ class NormalizationEffectCallback(FixlabCallback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Removes probes a step left armed, and flushes metrics on sampled steps."""
+        """Removes probes a step left armed, and flushes metrics every `log_every` steps."""
         if self._watch is not None:
             self._watch.disarm()
-        self.flush_if_sampled(trainer.global_step - 1)
+        self.flush_on_log_step(trainer.global_step - 1)

@@ -152,11 +152,9 @@ class Monitor:
     def _settle_forward(self) -> None:
         """A forward whose step never reached the optimizer (a GradScaler skip) is settled here."""
         if self.nonfinite.has_pending:
-            reports = [self._settle_output()]
-            if self.amp is not None:
-                reports.append(self.amp.observe(self.step))
-            self._record(reports)
-            if reports[-1].bad and self.amp is not None:
+            amp = self.amp.observe(self.step) if self.amp is not None else StepReport()
+            self._record([self._settle_output(), amp])
+            if amp.bad:
                 self.step += 1  # the scaler skipped this step: it still counts
 
     def _settle_output(self) -> StepReport:
