@@ -1,8 +1,6 @@
-"""Register a run's best checkpoint under the project's name, and move ``champion`` honestly.
+"""PyTorch checkpoints in the registry: logged in the pt2 format, loaded without unpickling.
 
-The alias ``champion`` moves only to a healthy version that beats the current champion on
-the project's selection metric; an unhealthy run is registered without the alias and
-tagged, or not registered at all (DESIGN.md, "MLflow conventions" -> Registry).
+Registration itself (tags, the ``champion`` alias) is `gate.register_logged_model`.
 
 Serialization, and why loading never unpickles user objects (read from the installed
 mlflow 3.17.2 and torch 2.13 sources):
@@ -40,39 +38,25 @@ Example:
 
 from __future__ import annotations
 
-import math
 import os
 import tempfile
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 
-from .paging import all_pages
-
-CHAMPION = "champion"
-MODEL_NAME = "model"
-HEALTH_TAG = "fixlab.health"
-RUN_TAG = "fixlab.run_id"
-METRIC_TAG = "fixlab.selection_metric"
-_PICKLE_ENV = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
-
-
-def metric_tag(metric: str) -> str:
-    """The model-version tag that holds the value of `metric` (e.g. ``fixlab.metric.val/acc``)."""
-    return f"fixlab.metric.{metric}"
-
-
-@dataclass(frozen=True)
-class RegistrationResult:
-    """What :func:`register_checkpoint` did: the version (None if not registered) and why."""
-
-    name: str
-    version: int | None
-    became_champion: bool
-    reason: str
+from .gate import (
+    CHAMPION,
+    MODEL_NAME,
+    RegistrationResult,
+    champion,
+    check_common_args,
+    existing_run,
+    pickle_disallowed,
+    register_logged_model,
+    tracking,
+)
 
 
 def register_checkpoint(
@@ -110,57 +94,14 @@ def register_checkpoint(
     Raises:
         ValueError: a bad argument, or a run that does not exist.
     """
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
     value = _check_args(model, project=project, run_id=run_id, metric=metric, value=value,
                         input_example=input_example)
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    try:
-        client.get_run(run_id)
-    except MlflowException as e:
-        raise ValueError(f"run_id={run_id!r} is not a run in {client.tracking_uri} "
-                         f"({e.message})") from None
-
+    client = existing_run(run_id, tracking_uri)
     model_id = _log_model(model, run_id=run_id, input_example=input_example,
                           tracking_uri=tracking_uri)
-    if not healthy and not register_unhealthy:
-        return RegistrationResult(project, None, False,
-                                  "run is unhealthy and register_unhealthy=False: the model is "
-                                  "logged to the run but not registered")
-    crown, reason = _should_crown(client, project, metric, value, healthy, greater_is_better)
-    _ensure_registered_model(client, project)
-    tags = {HEALTH_TAG: "healthy" if healthy else "unhealthy", METRIC_TAG: metric,
-            metric_tag(metric): repr(value), RUN_TAG: run_id}
-    version = client.create_model_version(project, source=f"models:/{model_id}", run_id=run_id,
-                                          tags=tags, model_id=model_id).version
-    if crown:
-        client.set_registered_model_alias(project, CHAMPION, version)
-    return RegistrationResult(project, int(version), crown, reason)
-
-
-def _should_crown(client: Any, project: str, metric: str, value: float, healthy: bool,
-                  greater_is_better: bool) -> tuple[bool, str]:
-    """Whether a new version with `value` takes the alias, and why (decision, reason)."""
-    if not healthy:
-        return False, "run is unhealthy: registered without the champion alias"
-    if not math.isfinite(value):
-        return False, f"{metric}={value} is not finite: registered without the champion alias"
-    current = _champion_version(client, project)
-    if current is None:
-        return True, f"first healthy version: became {CHAMPION} with {metric}={value:.6g}"
-    try:
-        best = float(current.tags[metric_tag(metric)])
-    except (KeyError, ValueError):
-        return False, (f"{CHAMPION} v{current.version} has no numeric tag {metric_tag(metric)!r} "
-                       f"to compare {metric} with: alias not moved")
-    beats = value > best if greater_is_better else value < best
-    direction = "higher" if greater_is_better else "lower"
-    if beats:
-        return True, (f"{metric}={value:.6g} beats {CHAMPION} v{current.version} "
-                      f"({best:.6g}; {direction} is better)")
-    return False, (f"{metric}={value:.6g} does not beat {CHAMPION} v{current.version} "
-                   f"({best:.6g}; {direction} is better): alias not moved")
+    return register_logged_model(client, model_id, project=project, run_id=run_id, metric=metric,
+                                 value=value, healthy=healthy, greater_is_better=greater_is_better,
+                                 register_unhealthy=register_unhealthy)
 
 
 def _check_args(model: Any, *, project: Any, run_id: Any, metric: Any, value: Any,
@@ -168,32 +109,11 @@ def _check_args(model: Any, *, project: Any, run_id: Any, metric: Any, value: An
     """Validate register_checkpoint's arguments; returns `value` as a float."""
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model is a {type(model).__name__}; allowed: a torch.nn.Module")
-    for name, text in (("project", project), ("run_id", run_id), ("metric", metric)):
-        if not isinstance(text, str) or not text.strip():
-            raise ValueError(f"{name}={text!r} is invalid; allowed: a non-empty string")
+    value = check_common_args(project=project, run_id=run_id, metric=metric, value=value)
     if not isinstance(input_example, torch.Tensor):
         raise ValueError(f"input_example is a {type(input_example).__name__}; "
                          "allowed: a torch.Tensor")
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"value={value!r} is not a number; allowed: a float") from None
-
-
-@contextmanager
-def _tracking(uri: str | None) -> Iterator[None]:
-    """Point MLflow's fluent API at `uri` for the block (model logging only uses the fluent one)."""
-    import mlflow
-
-    if uri is None:
-        yield
-        return
-    previous = mlflow.get_tracking_uri()
-    mlflow.set_tracking_uri(uri)
-    try:
-        yield
-    finally:
-        mlflow.set_tracking_uri(previous)
+    return value
 
 
 @contextmanager
@@ -223,31 +143,11 @@ def _log_model(model: torch.nn.Module, *, run_id: str, input_example: torch.Tens
     example = input_example.detach().to("cpu").numpy()
     # Pinning requirements skips mlflow's inference, which re-loads the model in a subprocess.
     requirements = [f"torch=={torch.__version__.split('+')[0]}"]
-    with _tracking(tracking_uri), _exportable(model) as cpu_model:
+    with tracking(tracking_uri), _exportable(model) as cpu_model:
         info = mlflow.pytorch.log_model(cpu_model, name=MODEL_NAME, input_example=example,
                                         serialization_format="pt2", run_id=run_id,
                                         pip_requirements=requirements)
     return info.model_id
-
-
-def _ensure_registered_model(client: Any, name: str) -> None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.get_registered_model(name)
-    except MlflowException as e:
-        if e.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        client.create_registered_model(name)
-
-
-def _champion_version(client: Any, project: str) -> Any | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return client.get_model_version_by_alias(project, CHAMPION)
-    except MlflowException:
-        return None
 
 
 # --------------------------------------------------------------------------- loading
@@ -266,46 +166,16 @@ def load_champion(project: str, tracking_uri: str | None = None) -> torch.nn.Mod
     import mlflow.pytorch
     from mlflow.exceptions import MlflowException
 
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    try:
-        client.get_registered_model(project)
-    except MlflowException as e:
-        if e.error_code != "RESOURCE_DOES_NOT_EXIST":
-            raise
-        names = sorted(m.name for m in all_pages(client.search_registered_models))
-        raise ValueError(f"registered model {project!r} does not exist in {client.tracking_uri}; "
-                         f"registered models: {names or 'none'}") from None
-    version = _champion_version(client, project)
-    if version is None:
-        raise ValueError(f"registered model {project!r} has no {CHAMPION!r} alias: no healthy "
-                         "version has been registered")
+    version = champion(mlflow.MlflowClient(tracking_uri=tracking_uri), project)
     with tempfile.TemporaryDirectory() as tmp:
         local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=tmp,
                                                     tracking_uri=tracking_uri)
         try:
-            with _pickle_disallowed():
+            with pickle_disallowed():
                 return mlflow.pytorch.load_model(local)
         except MlflowException as e:
             raise ValueError(f"{CHAMPION} v{version.version} of {project!r} ({version.source}) "
                              f"was refused: {e.message}") from None
-
-
-@contextmanager
-def _pickle_disallowed() -> Iterator[None]:
-    """Make mlflow's pytorch loader verify archives and refuse pickle payloads for the block.
-
-    The switch is an environment variable, read by mlflow at each load: process-wide for
-    the duration of the block.
-    """
-    previous = os.environ.get(_PICKLE_ENV)
-    os.environ[_PICKLE_ENV] = "false"
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(_PICKLE_ENV, None)
-        else:
-            os.environ[_PICKLE_ENV] = previous
 
 
 def load_state_dict_safely(path: str | os.PathLike[str]) -> dict[str, Any]:
