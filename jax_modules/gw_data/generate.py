@@ -1,0 +1,42 @@
+"""Generator process: `python -m jax_modules.gw_data.generate --config JSON --out FILE.npz`.
+
+Simulation imports ripplegw, which switches JAX to float64 process-wide; running it here keeps
+the training process in float32. `load_or_generate` launches this and reads what it writes.
+Failures end the process with status 1 and one line on stderr starting with `ERROR_PREFIX`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .config import GWDataConfig
+from .storage import write_dataset
+
+ERROR_PREFIX = "gw_data.generate: error: "
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Simulate the data set for `--config` and write it atomically to `--out`; return the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m jax_modules.gw_data.generate", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", required=True, help="GWDataConfig fields as a JSON object")
+    parser.add_argument("--out", required=True, type=Path, help="the .npz file to write")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    try:
+        config = GWDataConfig.from_json(args.config)
+        if not args.out.parent.is_dir():
+            raise FileNotFoundError(f"--out folder {str(args.out.parent)!r} does not exist")
+        from .simulate import simulate_dataset  # imports ripplegw: float64 from here on
+
+        write_dataset(simulate_dataset(config, progress=not args.no_progress), args.out)
+    except Exception as exc:  # the parent shows this one line; a traceback would bury it
+        message = " ".join(f"{type(exc).__name__}: {exc}".split())
+        print(ERROR_PREFIX + message, file=sys.stderr, flush=True)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
