@@ -16,9 +16,8 @@ import warnings
 from pathlib import Path
 from typing import IO, TextIO
 
-from .config import GWDataConfig
+from .config import ERROR_PREFIX, GWDataConfig
 from .dataset import GWDataset
-from .generate import ERROR_PREFIX
 from .storage import InvalidCacheError, read_dataset
 
 #: Folder that holds the `jax_modules` package, for the generator's import path.

@@ -28,6 +28,9 @@ CHIRP_TIME_MARGIN = 1.25
 SPLITS = ("train", "val", "test")
 
 
+#: How the generator process starts its one stderr line on failure (read back by `cache`).
+ERROR_PREFIX = "gw_data.generate: error: "
+
 @dataclass(frozen=True, kw_only=True)
 class GWDataConfig:
     """What to simulate: Gaussian detector noise, half of it with an IMRPhenomD injection.

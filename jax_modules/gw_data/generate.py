@@ -11,10 +11,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import GWDataConfig
+from .config import ERROR_PREFIX, GWDataConfig
 from .storage import write_dataset
 
-ERROR_PREFIX = "gw_data.generate: error: "
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,7 +19,7 @@ from scipy.signal import hilbert
 
 from jax_modules.gw_data.cache import GenerationError, _reason, cache_path, load_or_generate, run_generator
 from jax_modules.gw_data.config import GWDataConfig
-from jax_modules.gw_data.generate import ERROR_PREFIX
+from jax_modules.gw_data.config import ERROR_PREFIX
 from jax_modules.gw_data.psd import design_psd
 from jax_modules.gw_data.snr import matched_filter_snr
 
