@@ -11,11 +11,13 @@ from flax import nnx
 def infonce_loss(predictions: jax.Array, latents: jax.Array) -> tuple[jax.Array, jax.Array]:
     """Contrastive loss and accuracy of predictions of future latents.
 
-    For each step ahead k = 1..K, the prediction made at (b, t) is scored by dot product against
-    the latents z_{b', t'+k} of every batch x time position; the true future z_{b, t+k} is the
-    positive, the other N - 1 = B (S - k) - 1 positions are the negatives. The loss is the
-    softmax cross-entropy of the positive, averaged over positions and k: about log N for
-    unrelated features, lower when the future is predictable.
+    For each step ahead k = 1..K and each time t, the prediction made for sequence b is scored
+    by dot product against z_{b', t+k} of every sequence b' in the batch: the true future
+    z_{b, t+k} is the positive, the other B - 1 sequences at the same time are the negatives
+    (van den Oord et al. draw negatives from the minibatch). The loss is the softmax
+    cross-entropy of the positive, averaged over t and k: about log B for unrelated features,
+    lower when the future is predictable. Scoring only same-time negatives costs O(S B^2 D)
+    instead of O((S B)^2 D) for all batch x time positions, which made a CPU step 3x slower.
 
     Args:
         predictions: (K, B, S, D) predictions W_k c_t for every position t.
@@ -32,10 +34,10 @@ def infonce_loss(predictions: jax.Array, latents: jax.Array) -> tuple[jax.Array,
                          f"steps ahead than latent steps")
     losses, accuracies = [], []
     for k in range(1, k_steps + 1):
-        pred = predictions[k - 1, :, : s - k].reshape(-1, d)    # (N, D), N = B (S - k)
-        target = latents[:, k:].reshape(-1, d)                  # (N, D), row i is pred row i's positive
-        scores = pred @ target.T                                # (N, N)
-        labels = jnp.arange(scores.shape[0])
+        pred = predictions[k - 1, :, : s - k]                       # (B, S - k, D)
+        target = latents[:, k:]                                     # (B, S - k, D)
+        scores = jnp.einsum("btd,ctd->tbc", pred, target)           # (S - k, B, B): [t, b, b']
+        labels = jnp.broadcast_to(jnp.arange(scores.shape[1]), scores.shape[:2])
         losses.append(optax.softmax_cross_entropy_with_integer_labels(scores, labels).mean())
         accuracies.append(jnp.mean(jnp.argmax(scores, axis=-1) == labels))
     return jnp.mean(jnp.stack(losses)), jnp.mean(jnp.stack(accuracies))
