@@ -1,12 +1,13 @@
-"""`python -m benchmarks overhead|logging|all [options]`: one entry point for both benchmarks."""
+"""`python -m benchmarks overhead|logging|jax|all [options]`: one entry point for the benchmarks."""
 
 from __future__ import annotations
 
 import sys
 
-from . import mlflow_logging, overhead
+from . import jax_overhead, mlflow_logging, overhead
 
-_COMMANDS = {"overhead": overhead.main, "logging": mlflow_logging.main}
+_COMMANDS = {"overhead": overhead.main, "logging": mlflow_logging.main,
+             "jax": jax_overhead.main}
 
 
 def main(argv: list[str] | None = None) -> None:

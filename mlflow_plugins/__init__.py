@@ -1,10 +1,11 @@
 """fixlab's diagnostics plugin: watches training and records findings in MLflow.
 
 Plain PyTorch: `watch(model, optimizer)`. Lightning: `GradientHealthCallback`,
-`AmpNanCallback`, `NormalizationEffectCallback`. Every diagnostic returns `Finding`s.
+`AmpNanCallback`, `NormalizationEffectCallback`. JAX: `mlflow_plugins.jax` (`monitored`,
+`watch_jax`, `probe_norms`). Every diagnostic returns `Finding`s.
 
 Exports load lazily: MLflow imports this package (through the run-context entry point) on
-every `import mlflow`, which must not pull in torch or Lightning.
+every `import mlflow`, which must not pull in torch, Lightning or JAX.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ _EXPORTS = {
     "overall_health": ".findings", "Thresholds": ".thresholds",
     "AmpNanCallback": ".lightning", "GradientHealthCallback": ".lightning",
     "NormalizationEffectCallback": ".lightning",
-    "L2Normalize": ".pytorch", "Monitor": ".pytorch", "TrainingStopped": ".pytorch",
+    "L2Normalize": ".pytorch", "Monitor": ".pytorch", "TrainingStopped": ".session",
     "watch": ".pytorch",
 }
 __all__ = sorted(_EXPORTS)

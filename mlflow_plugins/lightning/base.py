@@ -10,7 +10,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 
 from ..findings import Finding
 from ..pytorch.gradient_watch import StepReport
-from ..pytorch.session import Session
+from ..session import Session
 from ..recording import Recorder
 from ..thresholds import Thresholds, check_log_every, check_policy
 

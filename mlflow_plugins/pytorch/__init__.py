@@ -2,6 +2,6 @@
 
 from .modules import L2Normalize
 from .monitor import Monitor, watch
-from .session import TrainingStopped
+from ..session import TrainingStopped
 
 __all__ = ["L2Normalize", "Monitor", "TrainingStopped", "watch"]

@@ -15,7 +15,7 @@ from .gradient_watch import GradientWatch, StepReport
 from .locate import AutocastState
 from .nonfinite_watch import NonfiniteWatch
 from .norm_watch import NormWatch
-from .session import Session, TrainingStopped
+from ..session import Session, TrainingStopped
 
 
 def named_optimizer_params(model: torch.nn.Module,

@@ -6,14 +6,14 @@ import warnings
 from dataclasses import asdict
 from typing import Mapping, Sequence
 
-from ..analysis import GradFlow
-from ..findings import CODES, Finding, Severity
-from ..recording import Recorder
-from ..thresholds import Policy, Thresholds
+from .analysis import GradFlow
+from .findings import CODES, Finding, Severity
+from .recording import Recorder
+from .thresholds import Policy, Thresholds
 
 
 class TrainingStopped(RuntimeError):
-    """Raised (plain PyTorch) when policy="stop" meets a critical finding."""
+    """Raised (plain PyTorch and JAX) when policy="stop" meets a critical finding."""
 
     def __init__(self, finding: Finding) -> None:
         super().__init__(f"fixlab stopped training at step {finding.step}: {finding.code} at "

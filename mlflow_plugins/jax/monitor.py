@@ -1,0 +1,252 @@
+"""`watch_jax(params)`: every diagnostic for a JAX/optax loop, read from `monitored`'s state."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ..analysis import GradFlow, GradientHealth, Nonfinite, NonfiniteEvent, NormEffect
+from ..findings import Finding
+from ..recording import Recorder
+from ..session import Session, TrainingStopped
+from ..thresholds import Thresholds, check_log_every, check_policy
+from .locate import locate_nonfinite
+from .readout import (ParamTable, find_state, grad_metrics, grad_snapshot, norm_probes,
+                      probe_cvs, probe_metrics)
+from .transform import INF, NAN, ZERO, MonitoredState
+
+Locate = Callable[[], tuple[Any, Any]]
+_MAX_RERUNS = 2  # eager re-runs to locate a non-finite value, before counting without looking
+
+
+@dataclass
+class _Pending:
+    """A step whose status vector is read when the next step is observed."""
+
+    step: int
+    status: jax.Array
+    locate: Locate | None
+
+
+class JaxMonitor:
+    """Watches a JAX training loop whose optimizer is wrapped in `monitored`, and records findings.
+
+    Per step, `observe` costs one small device copy and, one step late (so that async dispatch
+    is never stalled), one host read of an int8 vector: the non-finite check (NONFINITE, with a
+    re-run of the failing batch to name the module) and the all-zero check (GRAD_NEVER_UPDATED)
+    of every parameter. Every `log_every` steps it reads the whole statistics pytree and the
+    normalization probes' intermediates in one `jax.device_get`: gradient health, gradient flow,
+    normalization effect, and the metrics.
+
+    Args:
+        params: the parameter pytree the optimizer updates (e.g. `nnx.split(model, nnx.Param,
+            ...)[1]`, after `probe_norms`), for parameter names, sizes and dtypes.
+        log_every: steps between full statistics and metric flushes; the same as
+            `monitored(log_every=...)`, which samples mean |grad| and the probes on those steps.
+        policy: on a critical finding, "warn" (default), "skip_step" (needs
+            `monitored(inner, skip_step=True)`, which zeroes non-finite updates inside `jit`) or
+            "stop" (raise `TrainingStopped` from `observe`).
+        every_step: judge gradient norms on every step (one sync per step; for debugging).
+            Mean |grad| and the probes stay per interval (`monitored(log_every=1)` to have them
+            every step), and so do per-parameter and per-module metrics.
+        run_id / tracking_uri: the MLflow run; default the active run, then `MLFLOW_RUN_ID`;
+            without one the monitor still collects `findings`.
+        **thresholds: rule thresholds, see `Thresholds`.
+
+    Raises:
+        ValueError: an invalid argument, naming it and what is allowed.
+
+    Example:
+        >>> tx = monitored(optax.adam(1e-3))
+        >>> with watch_jax(params) as monitor:
+        ...     for step, (x, y) in enumerate(batches):
+        ...         before = params
+        ...         params, opt_state, metrics, inter = train_step(params, opt_state, x, y)
+        ...         monitor.observe(step, opt_state, intermediates=inter,
+        ...                         locate=lambda: (nnx.merge(graphdef, before, rest), (x,)))
+        >>> [f.code for f in monitor.findings]
+    """
+
+    def __init__(self, params: Any, *, log_every: int = 50, policy: str = "warn",
+                 every_step: bool = False, run_id: str | None = None,
+                 tracking_uri: str | None = None, **thresholds: float) -> None:
+        self.t = Thresholds.from_kwargs(thresholds)
+        self.policy = check_policy(policy)
+        self.log_every = check_log_every(log_every)
+        self.every_step = bool(every_step)
+        self.table = ParamTable.of(params)
+        self.health = GradientHealth(self.table.names, self.t)
+        self.flow = GradFlow()
+        self.nonfinite = Nonfinite()
+        self.norms = NormEffect(self.t)
+        self.session = Session(Recorder.resolve(run_id, tracking_uri), self.policy, self.t)
+        self.session.grad_flow = self.flow
+        self._pending: _Pending | None = None
+        self._located: NonfiniteEvent | None = None
+        self._reruns = 0
+        self._checked = False
+        self._warned_unsampled = False
+
+    @property
+    def findings(self) -> list[Finding]:
+        return list(self.session.findings)
+
+    def observe(self, step: int, opt_state: Any, *, intermediates: Any = None,
+                locate: Locate | None = None) -> None:
+        """Reads what the last update left in `opt_state`; call it once per step, after it.
+
+        Args:
+            step: the step number, from 0 (metrics and findings are recorded at it).
+            opt_state: the optimizer state the step returned.
+            intermediates: what the forward sowed (`nnx.pop(model, nnx.Intermediate)`), for the
+                normalization probes; None without probes.
+            locate: returns `(model, args)`: the model merged with the parameters from *before*
+                this update, and the batch inputs, so that `model(*args)` re-runs the forward.
+                Called only if this step turns out non-finite.
+
+        Raises:
+            ValueError: `step` is not an integer >= 0, `opt_state` holds no `monitored` state,
+                or that state does not match `params` or `policy`.
+            TrainingStopped: policy "stop" met a critical finding.
+        """
+        if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
+            raise ValueError(f"step={step!r} is out of range; allowed: an integer >= 0")
+        step = int(step)
+        state = find_state(opt_state)
+        if not self._checked:
+            self._check(state)
+        findings = self._guard(self._settle, [])
+        metrics: dict[str, float] = {}
+        log_step = step % self.log_every == 0
+        if self.every_step or log_step:
+            judged, metrics = self._guard(lambda: self._judge(
+                step, state, intermediates=intermediates, locate=locate, log_step=log_step),
+                ([], {}))
+            findings += judged
+        else:
+            # A copy: a train step that donates `opt_state` would free the original.
+            self._pending = _Pending(step, jnp.copy(state.status), locate)
+        self._record(step, findings, metrics)
+        if log_step:
+            self._guard(self.session.flush)
+
+    def close(self) -> None:
+        """Settle the last step; write findings, tags, report and the last metrics. Idempotent."""
+        if self.session.closed:
+            return
+        self.session.add(self._guard(self._settle, []), policy="warn")
+        self.session.close()
+
+    def __enter__(self) -> "JaxMonitor":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # steps ---------------------------------------------------------------------------------
+
+    def _check(self, state: MonitoredState) -> None:
+        """Configuration errors, once: the state must match `params` and the policy."""
+        n, k = state.l2.shape[0], state.taps.shape[0]
+        if (n, k) != (len(self.table.names), len(self.table.taps)):
+            raise ValueError(
+                f"opt_state's monitored() state has {n} parameters and {k} probe taps, but "
+                f"params has {len(self.table.names)} and {len(self.table.taps)}: pass watch_jax "
+                "the same parameter pytree as tx.init (after probe_norms)")
+        if int(state.log_every) != self.log_every:
+            raise ValueError(f"log_every={self.log_every} differs from the optimizer's "
+                             f"monitored(log_every={int(state.log_every)}); pass the same value")
+        if self.policy == "skip_step" and not bool(state.skip_step):
+            raise ValueError("policy='skip_step' needs the optimizer built with "
+                             "monitored(inner, skip_step=True)")
+        self._checked = True
+
+    def _settle(self) -> list[Finding]:
+        """The previous step's status, read now that a later step has been dispatched."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return []
+        status = np.asarray(pending.status)
+        findings = self._nonfinite(pending.step, status, pending.locate)
+        return findings + self.health.observe_missing(pending.step, status == ZERO)
+
+    def _judge(self, step: int, state: MonitoredState, *, intermediates: Any,
+               locate: Locate | None, log_step: bool) -> tuple[list[Finding], dict[str, float]]:
+        """Every rule on this step, from one host copy of the statistics and probes; the
+        findings and the metrics to log."""
+        host = jax.device_get({"l2": state.l2, "status": state.status, "count": state.count,
+                               "mean_abs": state.mean_abs, "sampled_at": state.sampled_at,
+                               "taps": state.taps, "cvs": probe_cvs(intermediates)})
+        sampled = int(host["sampled_at"]) == int(host["count"]) - 1
+        if log_step and not sampled:
+            self._warn_unsampled(step)
+        snap = grad_snapshot(step, self.table, host["l2"], host["mean_abs"] if sampled else None)
+        findings = self._nonfinite(step, host["status"], locate)
+        self.flow.add(snap)
+        findings += self.health.observe(snap)
+        metrics = grad_metrics(snap, per_parameter=log_step)
+        probes = norm_probes(step, self.table, host["taps"], host["cvs"]) if sampled else []
+        for probe in probes:
+            findings += self.norms.observe(probe)
+        if log_step:
+            metrics.update(probe_metrics(probes))
+        return findings, metrics
+
+    def _nonfinite(self, step: int, status: np.ndarray, locate: Locate | None) -> list[Finding]:
+        """NONFINITE for a step whose gradients hold NaN/Inf: the module that produced it when a
+        re-run finds one, else the first such parameter."""
+        bad = np.flatnonzero(status >= NAN)
+        if bad.size == 0:
+            return []
+        if self._located is None and locate is not None and self._reruns < _MAX_RERUNS:
+            self._reruns += 1
+            self._located = self._guard(lambda: self._locate(step, locate))
+        if self._located is not None:
+            return self.nonfinite.observe(replace(self._located, step=step))
+        i = int(bad[0])
+        return self.nonfinite.observe(NonfiniteEvent(
+            step, "gradient", self.table.names[i], self.table.dtypes[i], None,
+            nan=bool(status[i] == NAN), inf=bool(status[i] == INF)))
+
+    def _locate(self, step: int, locate: Locate) -> NonfiniteEvent | None:
+        model, args = locate()
+        return locate_nonfinite(model, tuple(args) if isinstance(args, (tuple, list)) else (args,),
+                                step)
+
+    def _record(self, step: int, findings: list[Finding], metrics: dict[str, float]) -> None:
+        self.session.log(metrics, step)
+        stop = self.session.add(findings)
+        if stop is not None:
+            self.close()
+            raise TrainingStopped(stop)
+
+    def _warn_unsampled(self, step: int) -> None:
+        if not self._warned_unsampled:
+            self._warned_unsampled = True
+            warnings.warn(f"fixlab: step {step} is a log step but the optimizer did not sample "
+                          "it (mean |grad|, probes): count steps from 0, one observe per update",
+                          RuntimeWarning, stacklevel=4)
+
+    def _guard(self, fn: Callable[[], Any], default: Any = None) -> Any:
+        """Diagnostics never crash training: a failure becomes a warning."""
+        try:
+            return fn()
+        except TrainingStopped:
+            raise
+        except Exception as exc:  # noqa: BLE001
+            warnings.warn(f"fixlab: diagnostics failed and were skipped this step: {exc!r}",
+                          RuntimeWarning, stacklevel=3)
+            return default
+
+
+def watch_jax(params: Any, *, log_every: int = 50, policy: str = "warn",
+              run_id: str | None = None, tracking_uri: str | None = None,
+              every_step: bool = False, **thresholds: float) -> JaxMonitor:
+    """Watch a JAX/optax loop whose optimizer is `monitored(...)`; see `JaxMonitor`."""
+    return JaxMonitor(params, log_every=log_every, policy=policy, run_id=run_id,
+                      tracking_uri=tracking_uri, every_step=every_step, **thresholds)

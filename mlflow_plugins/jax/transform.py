@@ -1,0 +1,172 @@
+"""`monitored(inner)`: an optax wrapper that measures every update's gradients inside `jit`.
+
+The statistics are computed in the compiled step and carried in the optimizer state, so the
+host never syncs per parameter: `JaxMonitor` reads one small int8 vector per step (one step
+late) and the whole statistics pytree once per log interval. The wrapper also schedules the
+normalization probes of `probe_norms`, by setting their taps (see `norm_probes`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+from jax import lax
+
+from ..thresholds import check_log_every
+from .paths import is_tap, leaf_names
+
+# Per-parameter status codes of one update, carried in `MonitoredState.status`.
+OK, ZERO, NAN, INF = 0, 1, 2, 3
+
+
+class MonitoredState(NamedTuple):
+    """State of `monitored`: the inner state and the last update's gradient statistics.
+
+    "Watched" leaves are the parameters, in `jax.tree.leaves` order, without the gradient taps
+    of normalization probes (see `probe_norms`), whose values are kept apart in `taps`.
+
+    Attributes:
+        inner_state: the wrapped transformation's state.
+        count: updates so far (int32).
+        l2: per-parameter gradient L2 norm of the last update (float32).
+        status: per-parameter code of the last update: OK, ZERO (all zero), NAN or INF (int8).
+        mean_abs: per-parameter mean |grad|, measured on sampled updates (float32).
+        sampled_at: the last sampled update (0-based): every `log_every`-th, the first
+            included, measures `mean_abs` and runs the normalization probes; -1 before.
+        taps: the gradient norms the normalization probes' taps received (float32).
+        log_every / skip_step: the configuration, as constants the host checks against its own.
+    """
+
+    inner_state: Any
+    count: jax.Array
+    l2: jax.Array
+    status: jax.Array
+    mean_abs: jax.Array
+    sampled_at: jax.Array
+    taps: jax.Array
+    log_every: jax.Array
+    skip_step: jax.Array
+
+
+def monitored(inner: optax.GradientTransformation, *, log_every: int = 50,
+              skip_step: bool = False) -> optax.GradientTransformationExtraArgs:
+    """Wraps `inner` to compute gradient statistics inside `jit` and keep them in its state.
+
+    Every update: per-parameter L2 norms (one fused reduction: the sums of squares are stacked,
+    then square-rooted) and a per-parameter status (all-zero, NaN, Inf). Sampled updates (every
+    `log_every`-th, the first included) also measure the mean |grad| per parameter, which
+    GRAD_VANISHING needs (on every update, that pass added ~5 % to the step of
+    `benchmarks/jax_overhead.py` on CPU, against ~0.5 % sampled), and run the normalization
+    probes, as the PyTorch side does on its log steps. Probe taps are not
+    parameters: `inner` never sees them (they are None, an empty subtree, in what it gets), and
+    their update only arms or disarms them for the next forward (1 before a sampled update,
+    else 0; this needs `params`).
+
+    Args:
+        inner: the optimizer to wrap (e.g. `optax.adamw(1e-3)`).
+        log_every: updates between samples; the monitor's `log_every` must be the same.
+        skip_step: when the gradients are non-finite, return zero updates and keep the inner
+            state (like `optax.apply_if_finite`): policy "skip_step" without a host round trip.
+
+    Raises:
+        ValueError: `log_every` not an integer >= 1, or `skip_step` not a bool.
+
+    Example:
+        >>> tx = monitored(optax.adam(1e-3), skip_step=True)
+        >>> opt_state = tx.init(params)  # params: e.g. the nnx.Param state of nnx.split
+    """
+    log_every = check_log_every(log_every)
+    if not isinstance(skip_step, bool):
+        raise ValueError(f"skip_step={skip_step!r} is not allowed; allowed: True or False")
+    inner = optax.with_extra_args_support(inner)
+
+    def init(params: Any) -> MonitoredState:
+        watched, taps = _split_indices(params)
+        if not watched:
+            raise ValueError("params has no array leaves to monitor (only probe taps or none)")
+        n = len(watched)
+        return MonitoredState(
+            inner_state=inner.init(_without(params, taps)), count=jnp.zeros((), jnp.int32),
+            l2=jnp.zeros((n,), jnp.float32), status=jnp.zeros((n,), jnp.int8),
+            mean_abs=jnp.full((n,), jnp.nan, jnp.float32), sampled_at=jnp.full((), -1, jnp.int32),
+            taps=jnp.zeros((len(taps),), jnp.float32), log_every=jnp.asarray(log_every, jnp.int32),
+            skip_step=jnp.asarray(skip_step))
+
+    def update(updates: Any, state: MonitoredState, params: Any = None,
+               **extra_args: Any) -> tuple[Any, MonitoredState]:
+        watched, taps = _split_indices(updates)
+        leaves = jax.tree.leaves(updates)
+        grads = [leaves[i] for i in watched]
+        squares = jnp.stack([jnp.sum(jnp.square(g.astype(jnp.float32))) for g in grads])
+        l2 = jnp.sqrt(squares)
+        finite = jnp.isfinite(jnp.sum(squares))  # the one-reduction non-finite check
+        mean_abs, sampled_at = lax.cond(
+            state.count % log_every == 0,
+            lambda: (_mean_abs(grads), state.count),
+            lambda: (state.mean_abs, state.sampled_at))
+        tap_values = jnp.stack([jnp.sum(leaves[i].astype(jnp.float32)) for i in taps]) \
+            if taps else state.taps
+        inner_grads, inner_params = _without(updates, taps), _without(params, taps)
+
+        def apply(_: None) -> tuple[Any, Any]:
+            return inner.update(inner_grads, state.inner_state, inner_params, **extra_args)
+
+        def reject(_: None) -> tuple[Any, Any]:
+            return optax.tree.zeros_like(inner_grads), state.inner_state
+
+        new_updates, inner_state = (lax.cond(finite, apply, reject, None) if skip_step
+                                    else apply(None))
+        count = optax.safe_increment(state.count)
+        new_updates = _with_taps(new_updates, grads=updates, params=params, taps=taps,
+                                 armed=count % log_every == 0)
+        return new_updates, MonitoredState(
+            inner_state=inner_state, count=count, l2=l2, status=_status(l2), mean_abs=mean_abs,
+            sampled_at=sampled_at, taps=tap_values, log_every=state.log_every,
+            skip_step=state.skip_step)
+
+    return optax.GradientTransformationExtraArgs(init, update)
+
+
+def _split_indices(tree: Any) -> tuple[list[int], list[int]]:
+    """Leaf indices of the watched parameters and of the probe taps (decided at trace time)."""
+    names = leaf_names(tree)
+    return ([i for i, n in enumerate(names) if not is_tap(n)],
+            [i for i, n in enumerate(names) if is_tap(n)])
+
+
+def _mean_abs(grads: list[jax.Array]) -> jax.Array:
+    return jnp.stack([jnp.mean(jnp.abs(g.astype(jnp.float32))) for g in grads])
+
+
+def _status(l2: jax.Array) -> jax.Array:
+    """OK / ZERO / NAN / INF per parameter, from its gradient norm."""
+    code = jnp.where(l2 == 0, ZERO, OK)
+    code = jnp.where(jnp.isinf(l2), INF, code)
+    return jnp.where(jnp.isnan(l2), NAN, code).astype(jnp.int8)
+
+
+def _without(tree: Any, taps: list[int]) -> Any:
+    """`tree` with the taps replaced by None, an empty subtree: what `inner` sees."""
+    if tree is None or not taps:
+        return tree
+    leaves, treedef = jax.tree.flatten(tree)
+    chosen = set(taps)
+    return jax.tree.unflatten(treedef, [None if i in chosen else x for i, x in enumerate(leaves)])
+
+
+def _with_taps(updates: Any, *, grads: Any, params: Any, taps: list[int],
+               armed: jax.Array) -> Any:
+    """`inner`'s updates (None at the taps) with the taps' put back: each tap goes to 1 (armed)
+    or 0 for the next forward; without `params`, the taps keep their value."""
+    if not taps:
+        return updates
+    grad_leaves, treedef = jax.tree.flatten(grads)
+    leaves = jax.tree.flatten(updates, is_leaf=lambda x: x is None)[0]
+    values = jax.tree.leaves(params) if params is not None else None
+    for i in taps:
+        leaves[i] = (jnp.zeros_like(grad_leaves[i]) if values is None
+                     else armed.astype(values[i].dtype) - values[i])
+    return jax.tree.unflatten(treedef, leaves)
