@@ -32,6 +32,7 @@ __all__ = [
     "integer",
     "real",
     "choice",
+    "optional",
     "optional_file",
     "parse_params",
     "report_param_error",
@@ -128,6 +129,14 @@ def choice(*options: str) -> Converter:
         return text
 
     return convert
+
+
+def optional(convert: Converter) -> Converter:
+    """A converter for an optional value: empty / `none` means not given (None), else `convert`."""
+    def convert_optional(name: str, text: str) -> Any:
+        return None if text.strip() in NONE_VALUES else convert(name, text)
+
+    return convert_optional
 
 
 def optional_file(what: str = "a path to an existing file") -> Converter:

@@ -1,0 +1,119 @@
+"""Configuration of the document-000 reproduction: the variants, the dataclass, the entry parameters.
+
+Importing this module loads only the standard library (and `projects.common.params`), so that
+`train.py` can reject a bad parameter before JAX, Flax or MLflow are imported.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+from projects.common.params import Param, ParamError, choice, integer, optional, optional_file, real
+
+__all__ = ["PROJECT", "DOCUMENT", "REGISTERED_MODEL", "CLAIMS_FILE", "VARIANTS", "PARAMS",
+           "CpcGwConfig"]
+
+PROJECT = "cpc_snn_gw"
+DOCUMENT = "000_940c272a91a05c21.txt"
+REGISTERED_MODEL = "cpc-snn-gw"
+CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
+
+
+#: The rows of the document's diagnosis table; the models and learning rates are in
+#: `jax_modules.cpc_snn_gw.variants`.
+VARIANTS: dict[str, str] = {
+    "cpc_original": "Original CPC-SNN: CPC(64) + L2 + Spike + SNN + Multi-task",
+    "cpc_simplified": "Simplified CPC: CPC(64) + L2 + Direct classifier + Multi-task",
+    "aresgw_baseline": "AResGW-style JAX: DAIN + ResNet + Direct, single-task",
+    "cpc_fixed": "Fixed CPC: CPC(256) + No L2 + Single-task",
+}
+
+
+@dataclass(frozen=True)
+class CpcGwConfig:
+    """One run of document 000's experiment. Defaults are the quick run: a few minutes on two CPU
+    cores from an empty cache, data generation included."""
+
+    variant: str = "cpc_fixed"
+    n_train: int = 2000            # simulated windows per split, half with an injection
+    n_val: int = 500
+    n_test: int = 2000             # 1000 noise windows: false-alarm rates down to 1e-3 are resolved
+    snr_min: float = 6.0           # optimal network SNR of injections, drawn uniformly
+    snr_max: float = 20.0
+    epochs: int = 20
+    batch_size: int = 32
+    lr: float | None = None        # None: the document's rate for the variant
+    seed: int = 0                  # seeds the data, the weights and the shuffle
+    data_path: str | None = None   # an MLGWSC-1 strain file (HDF5) instead of simulated data
+    injections_path: str | None = None  # its injection file (labels); required with data_path
+    log_every: int = 20            # steps between gradient statistics / metric flushes
+    policy: str = "warn"           # on critical findings: warn | skip_step | stop
+    experiment_name: str = PROJECT  # standalone runs only; `mlflow run` picks its own
+    cache_dir: str | None = None   # default: $FIXLAB_CACHE or ~/.cache/fixlab
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ParamError("variant", self.variant, f"one of {', '.join(VARIANTS)}")
+        if not self.snr_min < self.snr_max:
+            raise ParamError("snr_max", self.snr_max, f"a number > snr_min = {self.snr_min}")
+        for name in ("n_train", "n_val", "n_test"):
+            if getattr(self, name) % 2:
+                raise ParamError(name, getattr(self, name), "an even integer >= 2 (half the windows hold a signal)")
+        if self.data_path is None and self.batch_size > self.n_train:
+            raise ParamError("batch_size", self.batch_size, f"an integer <= n_train = {self.n_train}")
+        if (self.data_path is None) != (self.injections_path is None):
+            missing = "injections_path" if self.injections_path is None else "data_path"
+            raise ParamError(missing, "", "a path to an existing HDF5 file: data_path (strain) and "
+                             "injections_path (labels) go together")
+
+    @property
+    def learning_rate(self) -> float:
+        """The Adam learning rate: `lr`, or the document's for the variant."""
+        from jax_modules.cpc_snn_gw.variants import variant_learning_rate
+
+        return self.lr if self.lr is not None else variant_learning_rate(self.variant)
+
+    @property
+    def cache_path(self) -> Path:
+        return Path(self.cache_dir or os.environ.get("FIXLAB_CACHE") or Path.home() / ".cache" / "fixlab")
+
+    @classmethod
+    def from_params(cls, values: Mapping[str, Any], **overrides: Any) -> "CpcGwConfig":
+        """A config from `parse_params(PARAMS, ...)`'s result (None means the default)."""
+        given = {k: v for k, v in values.items() if v is not None}
+        return cls(**{**given, **overrides})
+
+    def to_params(self) -> dict[str, Any]:
+        """Everything, flat, for MLflow params (the learning rate as used)."""
+        return {**asdict(self), "lr": self.learning_rate}
+
+
+_DEFAULTS = CpcGwConfig()
+_COUNT = integer(minimum=2, maximum=1_000_000)
+
+# The entry parameters, in the order of MLproject. mlflow run passes each as text.
+PARAMS: tuple[Param, ...] = (
+    Param("variant", choice(*VARIANTS), _DEFAULTS.variant, "which row of document 000's table"),
+    Param("n_train", _COUNT, str(_DEFAULTS.n_train), "simulated training windows (half with a signal)"),
+    Param("n_val", _COUNT, str(_DEFAULTS.n_val), "simulated validation windows"),
+    Param("n_test", _COUNT, str(_DEFAULTS.n_test), "simulated test windows"),
+    Param("snr_min", real(minimum=0.0, maximum=1000.0, exclusive_minimum=True), str(_DEFAULTS.snr_min),
+          "lowest optimal network SNR of an injection"),
+    Param("snr_max", real(minimum=0.0, maximum=1000.0, exclusive_minimum=True), str(_DEFAULTS.snr_max),
+          "highest optimal network SNR of an injection"),
+    Param("epochs", integer(minimum=1, maximum=100_000), str(_DEFAULTS.epochs), "training epochs"),
+    Param("batch_size", integer(minimum=2, maximum=65_536), str(_DEFAULTS.batch_size), "batch size"),
+    Param("lr", optional(real(minimum=0.0, maximum=1.0, exclusive_minimum=True)), None,
+          "Adam learning rate; empty = the document's for the variant"),
+    Param("seed", integer(minimum=0, maximum=2**31 - 1), str(_DEFAULTS.seed), "seed of everything"),
+    Param("data_path", optional_file("a path to an existing MLGWSC-1 strain file (HDF5)"), None,
+          "an MLGWSC-1 strain file to use instead of simulated data; empty = simulated"),
+    Param("injections_path", optional_file("a path to an existing MLGWSC-1 injection file (HDF5)"), None,
+          "the MLGWSC-1 injection file that labels data_path's windows"),
+    Param("log_every", integer(minimum=1, maximum=1_000_000), str(_DEFAULTS.log_every),
+          "steps between gradient statistics"),
+    Param("policy", choice("warn", "skip_step", "stop"), _DEFAULTS.policy, "what a critical finding does"),
+)
