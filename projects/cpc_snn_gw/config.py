@@ -41,8 +41,8 @@ class CpcGwConfig:
     n_train: int = 2000            # simulated windows per split, half with an injection
     n_val: int = 500
     n_test: int = 2000             # 1000 noise windows: false-alarm rates down to 1e-3 are resolved
-    snr_min: float = 6.0           # optimal network SNR of injections, drawn uniformly
-    snr_max: float = 20.0
+    snr_min: float = 5.0           # optimal network SNR of injections, drawn uniformly
+    snr_max: float = 15.0
     epochs: int = 20
     batch_size: int = 32
     lr: float | None = None        # None: the document's rate for the variant

@@ -178,9 +178,9 @@ def _fit(config: CpcGwConfig, data: RunData, train_step: Callable[..., Any], pre
             x, y = data.train.x[idx], data.train.y[idx]
             before = params
             params, opt_state, metrics, inter = train_step(params, rest, opt_state, x, y)
-            step += 1
-            monitor.observe(step, opt_state, intermediates=inter,
+            monitor.observe(step, opt_state, intermediates=inter,  # steps count from 0, one per update
                             locate=lambda before=before, x=x: (nnx.merge(graphdef, before, rest), (x,)))
+            step += 1
             epoch_metrics.append(metrics)
             bar.update()
         means = {k: float(v) for k, v in jax.device_get(jax.tree.map(lambda *v: np.mean(v), *epoch_metrics)).items()}
