@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import asdict
-from typing import Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 from .analysis import GradFlow
 from .findings import CODES, Finding, Severity
@@ -19,6 +19,18 @@ class TrainingStopped(RuntimeError):
         super().__init__(f"fixlab stopped training at step {finding.step}: {finding.code} at "
                          f"{finding.where} ({CODES[finding.code].meaning}). {finding.hint}")
         self.finding = finding
+
+
+def guarded(fn: Callable[[], Any], default: Any = None, *, what: str = "diagnostics") -> Any:
+    """`fn()`, except that a failure becomes a warning and `default`: diagnostics never crash
+    training. `TrainingStopped` (the user's policy) passes through."""
+    try:
+        return fn()
+    except TrainingStopped:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        warnings.warn(f"fixlab: {what} failed and was skipped this step: {exc!r}", RuntimeWarning, stacklevel=3)
+        return default
 
 
 class Session:

@@ -13,11 +13,11 @@ import numpy as np
 from ..analysis import GradFlow, GradientHealth, Nonfinite, NonfiniteEvent, NormEffect
 from ..findings import Finding
 from ..recording import Recorder
-from ..session import Session, TrainingStopped
+from ..session import Session, TrainingStopped, guarded
 from ..thresholds import Thresholds, check_log_every, check_policy
 from .locate import locate_nonfinite
-from .readout import (ParamTable, find_state, grad_metrics, grad_snapshot, norm_probes,
-                      probe_cvs, probe_metrics)
+from ..analysis import grad_metrics, probe_metrics
+from .readout import ParamTable, find_state, grad_snapshot, norm_probes, probe_cvs
 from .transform import INF, NAN, ZERO, MonitoredState
 
 Locate = Callable[[], tuple[Any, Any]]
@@ -234,15 +234,7 @@ class JaxMonitor:
 
     def _guard(self, fn: Callable[[], Any], default: Any = None) -> Any:
         """Diagnostics never crash training: a failure becomes a warning."""
-        try:
-            return fn()
-        except TrainingStopped:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            warnings.warn(f"fixlab: diagnostics failed and were skipped this step: {exc!r}",
-                          RuntimeWarning, stacklevel=3)
-            return default
-
+        return guarded(fn, default)
 
 def watch_jax(params: Any, *, log_every: int = 50, policy: str = "warn",
               run_id: str | None = None, tracking_uri: str | None = None,

@@ -106,22 +106,3 @@ def norm_probes(step: int, table: ParamTable, taps: np.ndarray,
         cv_in, cv_out = np.asarray(cv, np.float64).reshape(-1)[:2]
         probes.append(NormProbe(step, module, ratio, float(cv_in), float(cv_out)))
     return probes
-
-
-def grad_metrics(snap: GradSnapshot, per_parameter: bool) -> dict[str, float]:
-    """`grad_norm/total`, and `grad_norm/<parameter>` when `per_parameter`."""
-    metrics = {"grad_norm/total": snap.total_norm}
-    if per_parameter:
-        metrics.update({f"grad_norm/{n}": float(v) for n, v in zip(snap.names, snap.l2)})
-    return metrics
-
-
-def probe_metrics(probes: list[NormProbe]) -> dict[str, float]:
-    """`norm/<module>/grad_ratio` (when measured) and `norm/<module>/magnitude_cv_in|out`."""
-    metrics: dict[str, float] = {}
-    for p in probes:
-        if p.grad_ratio is not None:
-            metrics[f"norm/{p.module}/grad_ratio"] = p.grad_ratio
-        metrics[f"norm/{p.module}/magnitude_cv_in"] = p.cv_in
-        metrics[f"norm/{p.module}/magnitude_cv_out"] = p.cv_out
-    return metrics

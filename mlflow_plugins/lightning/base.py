@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, Callable
 
 import lightning.pytorch as pl
@@ -10,7 +9,7 @@ from lightning.pytorch.loggers import MLFlowLogger
 
 from ..findings import Finding
 from ..pytorch.gradient_watch import StepReport
-from ..session import Session
+from ..session import Session, guarded
 from ..recording import Recorder
 from ..thresholds import Thresholds, check_log_every, check_policy
 
@@ -79,13 +78,7 @@ class FixlabCallback(pl.Callback):
 
     def _guard(self, fn: Callable[[], Any], default: Any = None) -> Any:
         """Diagnostics never crash training: a failure becomes a warning."""
-        try:
-            return fn()
-        except Exception as exc:  # noqa: BLE001
-            warnings.warn(f"fixlab: {type(self).__name__} failed and was skipped: {exc!r}",
-                          RuntimeWarning, stacklevel=2)
-            return default
-
+        return guarded(fn, default, what=type(self).__name__)
 
 def _recorder_for(trainer: pl.Trainer) -> Recorder | None:
     """The run of the trainer's MLFlowLogger, else the active run / MLFLOW_RUN_ID; rank zero only."""

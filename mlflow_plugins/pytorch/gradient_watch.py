@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..analysis import GradFlow, GradientHealth, Nonfinite, NonfiniteEvent
+from ..analysis import GradFlow, GradientHealth, Nonfinite, NonfiniteEvent, grad_metrics
 from ..findings import Finding
 from ..thresholds import Thresholds
 from .grad_stats import GradStats
@@ -64,10 +64,8 @@ class GradientWatch:
         self.flow.add(snap)
         report.findings += self.health.observe(snap)
         report.findings += self._nonfinite(step, snap.l2)
-        report.metrics["grad_norm/total"] = snap.total_norm
-        if self.log_step(step):  # per-parameter series at the log interval, even with every_step
-            report.metrics.update({f"grad_norm/{n}": float(v)
-                                   for n, v, m in zip(snap.names, snap.l2, snap.missing) if not m})
+        # per-parameter series at the log interval, even with every_step
+        report.metrics.update(grad_metrics(snap, per_parameter=self.log_step(step)))
         return report
 
     def _nonfinite(self, step: int, l2: np.ndarray) -> list[Finding]:

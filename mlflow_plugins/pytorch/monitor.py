@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 
@@ -15,7 +14,7 @@ from .gradient_watch import GradientWatch, StepReport
 from .locate import AutocastState
 from .nonfinite_watch import NonfiniteWatch
 from .norm_watch import NormWatch
-from ..session import Session, TrainingStopped
+from ..session import Session, TrainingStopped, guarded
 
 
 def named_optimizer_params(model: torch.nn.Module,
@@ -173,17 +172,9 @@ class Monitor:
             self.close()
             raise TrainingStopped(stop)
 
-    def _guard(self, fn: Any, default: Any = None) -> Any:
-        """Diagnostics never crash training: a failure inside a hook becomes a warning."""
-        try:
-            return fn()
-        except TrainingStopped:
-            raise
-        except Exception as exc:  # noqa: BLE001
-            warnings.warn(f"fixlab: diagnostics failed and were skipped this step: {exc!r}",
-                          RuntimeWarning, stacklevel=2)
-            return default
-
+    def _guard(self, fn: Callable[[], Any], default: Any = None) -> Any:
+        """Diagnostics never crash training: a failure becomes a warning."""
+        return guarded(fn, default)
 
 def watch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, log_every: int = 50,
           policy: str = "warn", **kwargs: Any) -> Monitor:

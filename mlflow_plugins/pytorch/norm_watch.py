@@ -6,7 +6,7 @@ from typing import Iterable
 
 import torch
 
-from ..analysis import NormEffect
+from ..analysis import NormEffect, probe_metrics
 from ..thresholds import Thresholds
 from .gradient_watch import StepReport
 from .norm_probes import NormProbes, find_norm_modules
@@ -31,15 +31,11 @@ class NormWatch:
         if not self.probes.armed:
             return report
         record = step % self.log_every == 0  # with every_step, judged each step, recorded per interval
-        for probe in self.probes.collect(step):
+        probes = self.probes.collect(step)
+        for probe in probes:
             report.findings += self.analyzer.observe(probe)
-            if not record:
-                continue
-            prefix = f"norm/{probe.module}"
-            if probe.grad_ratio is not None:
-                report.metrics[f"{prefix}/grad_ratio"] = probe.grad_ratio
-            report.metrics[f"{prefix}/magnitude_cv_in"] = probe.cv_in
-            report.metrics[f"{prefix}/magnitude_cv_out"] = probe.cv_out
+        if record:
+            report.metrics.update(probe_metrics(probes))
         return report
 
     def disarm(self) -> None:
