@@ -93,6 +93,17 @@ def test_a_gradient_resets_the_count():
     assert not health.observe(_snap(3, [0.0]))
 
 
+def test_zero_flags_reset_the_count_where_missing_flags_cannot():
+    """JAX knows every step which gradients are all zero: an intermittently zero gradient is
+    healthy. From None-flags alone (PyTorch), a present gradient is no evidence either way."""
+    pattern = [True, True, False, True, True, False, True, True]   # zero twice, then a gradient
+    zero_aware = GradientHealth(("gated",), Thresholds())
+    assert not [f for step, z in enumerate(pattern) for f in zero_aware.observe_zero(step, np.array([z]))]
+    stuck = GradientHealth(("frozen",), Thresholds())
+    found = [f for step in range(3) for f in stuck.observe_zero(step, np.array([True]))]
+    assert [(f.code, f.where, f.step) for f in found] == [("GRAD_NEVER_UPDATED", "frozen", 0)]
+
+
 def test_band_needs_a_sustained_window():
     health = GradientHealth(("p0",), Thresholds(norm_band_window=3))
     assert not health.observe(_snap(0, [0.01]))

@@ -1,8 +1,10 @@
 """Gradient health: GRAD_NEVER_UPDATED, GRAD_VANISHING, GRAD_EXPLODING, GRAD_NORM_OUT_OF_RANGE.
 
-Pure: per-step host summaries in, findings out. Adapters feed it two kinds of observation:
-`observe_missing` every step (which parameters had no gradient at all: known on the host for
-free) and `observe` on sampled steps (a full `GradSnapshot` from one fused device reduction).
+Pure: per-step host summaries in, findings out. Adapters feed it, every step, what they know
+for free: `observe_missing` (PyTorch: which gradients are None; a present one may still be all
+zero) or `observe_zero` (JAX: which gradients are all zero, flagged inside `jit`, so a present
+one is known to be non-zero); and `observe` on sampled steps (a full `GradSnapshot` from one
+fused device reduction).
 """
 
 from __future__ import annotations
@@ -39,6 +41,11 @@ class GradientHealth:
     def observe_missing(self, step: int, missing: np.ndarray) -> list[Finding]:
         """A step where only "gradient is None" is known; a present gradient is not evidence."""
         self._count_no_grad(step, missing, seen=missing)
+        return self._never_updated(step)
+
+    def observe_zero(self, step: int, no_grad: np.ndarray) -> list[Finding]:
+        """A step where every parameter is known to have had a non-zero gradient or none."""
+        self._count_no_grad(step, no_grad, seen=np.ones_like(no_grad))
         return self._never_updated(step)
 
     def observe(self, snap: GradSnapshot) -> list[Finding]:

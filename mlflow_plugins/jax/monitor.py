@@ -173,7 +173,7 @@ class JaxMonitor:
             return []
         status = np.asarray(pending.status)
         findings = self._nonfinite(pending.step, status, pending.locate)
-        return findings + self.health.observe_missing(pending.step, status == ZERO)
+        return findings + self.health.observe_zero(pending.step, status == ZERO)
 
     def _judge(self, step: int, state: MonitoredState, *, intermediates: Any,
                locate: Locate | None, log_step: bool) -> tuple[list[Finding], dict[str, float]]:
