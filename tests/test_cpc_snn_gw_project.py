@@ -107,7 +107,8 @@ def test_tiny_run_logs_metrics_tags_figures_and_registers(tiny_runs):
     assert (tags["fixlab.project"], tags["fixlab.variant"]) == ("cpc_snn_gw", "cpc_fixed")
     assert tags["fixlab.health"] in ("ok", "warning")
     for name in ("train/loss", "train/acc", "val/acc", "val/auc", "test/acc", "test/auc",
-                 "test/tpr_at_far_1e-2", "perf/train_samples_per_s", "perf/infer_samples_per_s", "grad_norm/total"):
+                 "test/tpr_at_far_1e-2", "perf/train_samples_per_s", "perf/infer_samples_per_s", "grad_norm/total",
+                 "tasks/encoder_grad_bce"):
         assert name in metrics, f"{name} missing; logged: {sorted(metrics)}"
     assert 0.0 <= metrics["test/auc"] <= 1.0
     assert math.isnan(metrics["test/tpr_at_far_1e-3"])   # 32 noise windows cannot resolve 1e-3

@@ -87,8 +87,9 @@ class CpcGwConfig:
         return cls(**{**given, **overrides})
 
     def to_params(self) -> dict[str, Any]:
-        """Everything, flat, for MLflow params (the learning rate as used)."""
-        return {**asdict(self), "lr": self.learning_rate}
+        """Everything, flat, for MLflow params; `learning_rate` is the rate used (`lr` may be empty:
+        `mlflow run` logs each -P value as given, and MLflow params cannot change)."""
+        return {**asdict(self), "learning_rate": self.learning_rate}
 
 
 _DEFAULTS = CpcGwConfig()

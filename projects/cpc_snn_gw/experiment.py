@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from jax_modules.cpc_snn_gw.checkpoint import save_weights
 from jax_modules.cpc_snn_gw.models import build_model
 from jax_modules.cpc_snn_gw.steps import make_predict, make_train_step, split_model
+from jax_modules.cpc_snn_gw.task_gradients import make_task_probe
 from jax_modules.cpc_snn_gw.variants import variant_config
 from mlflow_plugins.claims import claims_html, evaluate, load_claims, log_claims
 from mlflow_plugins.findings import Finding, finding_codes, overall_health
@@ -45,6 +46,9 @@ SELECTION_METRIC = "best/val_auc"  # ROC AUC of the kept parameters on the valid
 FARS = (1e-2, 1e-3)
 SNR_BINS = 8
 EVAL_BATCH = 256
+
+# serving.py checks its input by signature, not by type hints; MLflow's nudge is noise here.
+warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method", category=UserWarning)
 
 
 @dataclass
@@ -167,7 +171,9 @@ def _fit(config: CpcGwConfig, data: RunData, train_step: Callable[..., Any], pre
         raise ValueError(f"batch_size={config.batch_size} is larger than the {len(data.train)} training windows; "
                          "allowed: at most the training set size")
     best_params, best_auc, history = params, -math.inf, {}
-    step, train_seconds = 0, 0.0
+    step, train_seconds, probe_seconds = 0, 0.0, 0.0
+    # CPC models: the encoder's gradient per loss, and the spike bridge's surrogate (task_gradients)
+    task_probe = make_task_probe(graphdef) if hasattr(nnx.merge(graphdef, params, rest), "encoder") else None
     bar = tqdm(total=config.epochs * n_batches, desc=f"{config.variant}", unit="step", disable=not progress)
     for epoch in range(1, config.epochs + 1):
         order = rng.permutation(len(data.train))
@@ -180,6 +186,11 @@ def _fit(config: CpcGwConfig, data: RunData, train_step: Callable[..., Any], pre
             params, opt_state, metrics, inter = train_step(params, rest, opt_state, x, y)
             monitor.observe(step, opt_state, intermediates=inter,  # steps count from 0, one per update
                             locate=lambda before=before, x=x: (nnx.merge(graphdef, before, rest), (x,)))
+            if task_probe is not None and step % config.log_every == 0:
+                probe_start = time.perf_counter()
+                tasks = {f"tasks/{k}": float(v) for k, v in jax.device_get(task_probe(params, rest, x, y)).items()}
+                log_metrics_now(run_id, tasks, step=step)
+                probe_seconds += time.perf_counter() - probe_start
             step += 1
             epoch_metrics.append(metrics)
             bar.update()
@@ -197,7 +208,7 @@ def _fit(config: CpcGwConfig, data: RunData, train_step: Callable[..., Any], pre
             history.update({"best/epoch": epoch, **{f"best/{k.replace('/', '_')}": v for k, v in val.items()}})
         bar.set_postfix(loss=f"{means['loss']:.3f}", acc=f"{means['acc']:.3f}", val_auc=f"{auc:.3f}")
     bar.close()
-    history["perf/train_samples_per_s"] = step * config.batch_size / train_seconds
+    history["perf/train_samples_per_s"] = step * config.batch_size / (train_seconds - probe_seconds)
     return best_params, history
 
 
@@ -257,15 +268,13 @@ def _register(model_config: Any, graphdef: Any, params: Any, rest: Any, data: Ru
         unprobe_norms(model)  # the registered model is the plain one: no probe taps among its weights
         save_weights(model, weights)
         config_file.write_text(json.dumps(vars(model_config)))
-        with warnings.catch_warnings():  # serving.py checks inputs by signature, not type hints
-            warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
-            return register_pyfunc(
-                Path(__file__).with_name("serving.py"), artifacts={"weights": weights, "config": config_file},
-                signature=signature, input_example=data.test.x[:2], project=REGISTERED_MODEL, run_id=run_id,
-                metric=SELECTION_METRIC, value=metrics.get(SELECTION_METRIC, math.nan), healthy=health != "critical",
-                pip_requirements=[f"jax=={jax.__version__}", f"flax=={flax.__version__}", f"mlflow=={mlflow.__version__}",
-                                  "numpy"],
-                tracking_uri=mlflow.get_tracking_uri())
+        return register_pyfunc(
+            Path(__file__).with_name("serving.py"), artifacts={"weights": weights, "config": config_file},
+            signature=signature, input_example=data.test.x[:2], project=REGISTERED_MODEL, run_id=run_id,
+            metric=SELECTION_METRIC, value=metrics.get(SELECTION_METRIC, math.nan), healthy=health != "critical",
+            pip_requirements=[f"jax=={jax.__version__}", f"flax=={flax.__version__}", f"mlflow=={mlflow.__version__}",
+                              "numpy"],
+            tracking_uri=mlflow.get_tracking_uri())
 
 
 def _add_claims_to_report(run_id: str, findings: list[Finding], results: list[Any]) -> None:
