@@ -106,11 +106,12 @@ def test_tiny_run_logs_metrics_tags_figures_and_registers(tiny_runs):
     tags, metrics = run.data.tags, run.data.metrics
     assert (tags["fixlab.project"], tags["fixlab.variant"]) == ("cpc_snn_gw", "cpc_fixed")
     assert tags["fixlab.health"] in ("ok", "warning")
-    for name in ("train/loss", "train/acc", "val/acc", "val/auc", "test/acc", "test/auc",
+    for name in ("fit/loss", "train/acc", "val/acc", "val/auc", "test/acc", "test/auc",
                  "test/tpr_at_far_1e-2", "perf/train_samples_per_s", "perf/infer_samples_per_s", "grad_norm/total",
                  "tasks/encoder_grad_bce"):
         assert name in metrics, f"{name} missing; logged: {sorted(metrics)}"
     assert 0.0 <= metrics["test/auc"] <= 1.0
+    assert any(k.startswith("test/efficiency_p0.5/snr_") for k in metrics)   # per SNR bin, beside the figure
     assert math.isnan(metrics["test/tpr_at_far_1e-3"])   # 32 noise windows cannot resolve 1e-3
     assert len(client.get_metric_history(first.run_id, "val/auc")) == TINY["epochs"]
     artifacts = {a.path for a in client.list_artifacts(first.run_id, "figures")}
@@ -125,7 +126,7 @@ def test_same_seed_same_metrics(tiny_runs):
     uri, first, second = tiny_runs
     client = mlflow.MlflowClient(uri)
     a, b = (client.get_run(r.run_id).data.metrics for r in (first, second))
-    for name in ("train/loss", "val/auc", "test/auc", "test/acc", "grad_norm/total"):
+    for name in ("fit/loss", "val/auc", "test/auc", "test/acc", "grad_norm/total"):
         assert a[name] == b[name], name
 
 

@@ -9,16 +9,11 @@ Output: float32 (N,) probabilities that a window holds a compact-binary signal.
 from __future__ import annotations
 
 import json
-import warnings
 from pathlib import Path
 
 import mlflow
 import numpy as np
 from mlflow.pyfunc import PythonModel
-
-# Input checking is the signature's job (a float32 (-1, 2, T) tensor); MLflow's nudge towards
-# type hints for it is noise here.
-warnings.filterwarnings("ignore", message=r".*Add type hints to the `predict` method")
 
 BATCH = 256  # windows per jitted call: bounds memory, and keeps one compiled shape
 

@@ -72,3 +72,6 @@ def test_mlflow_run_cpc_original_measures_the_documents_suspects(store: Path) ->
                  "tasks/encoder_grad_bce", "tasks/encoder_grad_infonce", "tasks/encoder_grad_cosine",
                  "tasks/spike_rate", "tasks/surrogate_active"):
         assert name in metrics, f"{name} missing; logged: {sorted(metrics)}"
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
+    report = Path(client.download_artifacts(run.info.run_id, "fixlab/report.html", str(store))).read_text()
+    assert "What the gradients did" in report and "tasks/surrogate_active" in report
