@@ -13,7 +13,6 @@ import json
 import math
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -34,6 +33,7 @@ from mlflow_plugins.claims import claims_html, evaluate, load_claims, log_claims
 from mlflow_plugins.findings import Finding, finding_codes, overall_health
 from mlflow_plugins.jax import monitored, probe_norms, unprobe_norms, watch_jax
 from mlflow_plugins.registry import register_pyfunc
+from projects.common.entry import RunSummary
 from projects.common.tracking import fixlab_tags, log_metrics_now, log_params_once, tracked_run
 from projects.cpc_snn_gw import detection
 from projects.cpc_snn_gw.config import CLAIMS_FILE, DOCUMENT, PROJECT, REGISTERED_MODEL, VARIANTS, CpcGwConfig
@@ -48,37 +48,13 @@ SNR_BINS = 8
 EVAL_BATCH = 256
 
 
-@dataclass
-class RunSummary:
-    """What a run measured and decided."""
-
-    run_id: str
-    variant: str
-    metrics: dict[str, float]
-    health: str
-    findings: list[str]
-    claims: list[tuple[str, str, float | None, str]] = field(default_factory=list)
-    registered_version: int | None = None
-    registration: str = ""
-
-    def text(self) -> str:
-        """A few lines for the terminal."""
-        m = self.metrics.get
-        lines = [
-            f"cpc_snn_gw {self.variant}: run {self.run_id}",
-            f"  train/acc {m('train/acc', math.nan):.4f}  test/acc {m('test/acc', math.nan):.4f}  "
-            f"test/auc {m('test/auc', math.nan):.4f}  "
-            f"TPR@FAR 1e-2 {m('test/tpr_at_far_1e-2', math.nan):.3f}  1e-3 {m('test/tpr_at_far_1e-3', math.nan):.3f}",
-            f"  {m('perf/train_samples_per_s', math.nan):.0f} training / "
-            f"{m('perf/infer_samples_per_s', math.nan):.0f} inference windows per second",
-            f"  health {self.health}; findings: {', '.join(self.findings) or 'none'}",
-        ]
-        for cid, expected, measured, verdict in self.claims:
-            shown = "n/a" if measured is None else f"{measured:.4g}"
-            lines.append(f"  claim {cid}: expected {expected}, measured {shown} -> {verdict}")
-        version = "not registered" if self.registered_version is None else f"version {self.registered_version}"
-        lines.append(f"  model {REGISTERED_MODEL}: {version} ({self.registration})")
-        return "\n".join(lines)
+def headline(metrics: dict[str, float]) -> list[str]:
+    """The run's key numbers for the terminal."""
+    m = lambda key: metrics.get(key, math.nan)  # noqa: E731
+    return [f"train/acc {m('train/acc'):.4f}  test/acc {m('test/acc'):.4f}  test/auc {m('test/auc'):.4f}  "
+            f"TPR@FAR 1e-2 {m('test/tpr_at_far_1e-2'):.3f}  1e-3 {m('test/tpr_at_far_1e-3'):.3f}",
+            f"{m('perf/train_samples_per_s'):.0f} training / {m('perf/infer_samples_per_s'):.0f} "
+            "inference windows per second"]
 
 
 def predict_all(predict: Callable[..., jax.Array], params: Any, rest: Any, x: np.ndarray) -> np.ndarray:
@@ -151,9 +127,10 @@ def train_and_evaluate(config: CpcGwConfig, progress: bool = True) -> RunSummary
         _add_claims_to_report(run_id, findings, results)
         registration = _register(model_config, graphdef, best, rest, data, run_id, metrics, health)
 
+    metrics = {k: v for k, v in metrics.items() if v is not None}
     return RunSummary(
-        run_id=run_id, variant=config.variant, metrics={k: v for k, v in metrics.items() if v is not None},
-        health=health, findings=sorted(set(finding_codes(findings).split(",")) - {""}),
+        project=PROJECT, registered_model=REGISTERED_MODEL, run_id=run_id, variant=config.variant,
+        metrics=metrics, headline=headline(metrics), health=health, findings=sorted(set(finding_codes(findings).split(",")) - {""}),
         claims=[(r.claim.id, r.claim.expected, r.measured, r.verdict) for r in results],
         registered_version=registration.version, registration=registration.reason)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-from dataclasses import dataclass, field
 from typing import Any
 
 import lightning as L
@@ -27,6 +26,7 @@ from mlflow_plugins import AmpNanCallback, GradientHealthCallback, Normalization
 from mlflow_plugins.claims import claims_html, evaluate, load_claims, log_claims
 from mlflow_plugins.findings import Finding, finding_codes, overall_health
 from mlflow_plugins.registry import register_checkpoint
+from projects.common.entry import RunSummary
 from projects.common.tracking import (
     fixlab_tags,
     lightning_logger,
@@ -49,37 +49,11 @@ __all__ = ["RunSummary", "train_and_evaluate"]
 SELECTION_METRIC = "val/acc"
 
 
-@dataclass
-class RunSummary:
-    """What a run measured and decided."""
-
-    run_id: str
-    variant: str
-    metrics: dict[str, float]
-    health: str
-    findings: list[str]
-    # (claim id, expected range, measured value, verdict)
-    claims: list[tuple[str, str, float | None, str]] = field(default_factory=list)
-    registered_version: int | None = None
-    registration: str = ""
-
-    def text(self) -> str:
-        """A few lines for the terminal."""
-        m = self.metrics
-        lines = [
-            f"repr_gradflow {self.variant}: run {self.run_id}",
-            f"  test/acc {m.get('test/acc', math.nan):.4f}  best val/acc {m.get('val/acc', math.nan):.4f}"
-            f"  chance {m.get('chance/acc', math.nan):.4f}"
-            f"  repr/param_change {m.get('repr/param_change', math.nan):.4g}",
-            f"  health {self.health}; findings: {', '.join(self.findings) or 'none'}",
-        ]
-        for cid, expected, measured, verdict in self.claims:
-            shown = "n/a" if measured is None else f"{measured:.4g}"
-            lines.append(f"  claim {cid}: expected {expected}, measured {shown} -> {verdict}")
-        version = ("not registered" if self.registered_version is None
-                   else f"version {self.registered_version}")
-        lines.append(f"  model {REGISTERED_MODEL}: {version} ({self.registration})")
-        return "\n".join(lines)
+def headline(metrics: dict[str, float]) -> list[str]:
+    """The run's key numbers for the terminal."""
+    m = lambda key: metrics.get(key, math.nan)  # noqa: E731
+    return [f"test/acc {m('test/acc'):.4f}  best val/acc {m('val/acc'):.4f}  chance {m('chance/acc'):.4f}  "
+            f"repr/param_change {m('repr/param_change'):.4g}"]
 
 
 def _datamodule(config: ReprGradflowConfig) -> ReprGradflowDataModule:
@@ -168,9 +142,10 @@ def train_and_evaluate(config: ReprGradflowConfig) -> RunSummary:
             healthy=health != "critical", input_example=torch.from_numpy(datamodule.example_input(2)),
             tracking_uri=mlflow.get_tracking_uri())
 
+    metrics = {k: v for k, v in metrics.items() if v is not None}
     return RunSummary(
-        run_id=run_id, variant=config.entry_point,
-        metrics={k: v for k, v in metrics.items() if v is not None}, health=health,
+        project=PROJECT, registered_model=REGISTERED_MODEL, run_id=run_id, variant=config.entry_point,
+        metrics=metrics, headline=headline(metrics), health=health,
         findings=sorted(set(finding_codes(findings).split(",")) - {""}),
         claims=[(r.claim.id, r.claim.expected, r.measured, r.verdict) for r in results],
         registered_version=registration.version, registration=registration.reason)

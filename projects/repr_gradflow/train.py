@@ -10,24 +10,20 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from projects.common.params import ParamError, parse_params, report_param_error
+from projects.common.entry import run_entry
 from projects.repr_gradflow.config import PARAMS, ReprGradflowConfig, check_inputs
 
 PROG = "repr_gradflow"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        values = parse_params(PARAMS, argv, prog=PROG, description=__doc__.splitlines()[0])
-        config = ReprGradflowConfig.from_params(values)
-        check_inputs(config)
-    except ParamError as error:
-        return report_param_error(error, PROG)
-    # Imported only now: torch, Lightning and MLflow take seconds to load.
-    from projects.repr_gradflow.experiment import train_and_evaluate
+    def load_runner():  # torch, Lightning and MLflow take seconds to load: only for a good config
+        from projects.repr_gradflow.experiment import train_and_evaluate
+        return train_and_evaluate
 
-    print(train_and_evaluate(config).text())
-    return 0
+    return run_entry(argv, prog=PROG, description=__doc__.splitlines()[0], params=PARAMS,
+                     make_config=ReprGradflowConfig.from_params, check_inputs=check_inputs,
+                     load_runner=load_runner)
 
 
 if __name__ == "__main__":

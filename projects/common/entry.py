@@ -1,0 +1,61 @@
+"""The shape every entry script shares: check every parameter, then import the heavy code and run.
+
+Standard library only, so a bad parameter is refused (one line, exit code 2, no MLflow run)
+before torch, JAX or MLflow are loaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+from projects.common.params import Param, ParamError, parse_params, report_param_error
+
+
+@dataclass
+class RunSummary:
+    """What a tracked run measured and decided, for the terminal."""
+
+    project: str
+    registered_model: str
+    run_id: str
+    variant: str
+    metrics: dict[str, float]
+    health: str
+    findings: list[str]
+    headline: list[str] = field(default_factory=list)  # the project's own metric lines
+    # (claim id, expected range, measured value, verdict)
+    claims: list[tuple[str, str, float | None, str]] = field(default_factory=list)
+    registered_version: int | None = None
+    registration: str = ""
+
+    def text(self) -> str:
+        """A few lines: the run, its metrics, health, claim verdicts and registration."""
+        lines = [f"{self.project} {self.variant}: run {self.run_id}", *(f"  {h}" for h in self.headline),
+                 f"  health {self.health}; findings: {', '.join(self.findings) or 'none'}"]
+        for cid, expected, measured, verdict in self.claims:
+            shown = "n/a" if measured is None else f"{measured:.4g}"
+            lines.append(f"  claim {cid}: expected {expected}, measured {shown} -> {verdict}")
+        version = "not registered" if self.registered_version is None else f"version {self.registered_version}"
+        lines.append(f"  model {self.registered_model}: {version} ({self.registration})")
+        return "\n".join(lines)
+
+
+def run_entry(argv: Sequence[str] | None, *, prog: str, description: str, params: Sequence[Param],
+              make_config: Callable[[Mapping[str, Any]], Any], check_inputs: Callable[[Any], None],
+              load_runner: Callable[[], Callable[[Any], RunSummary]]) -> int:
+    """Parse and check the parameters, then run; the exit code.
+
+    Args:
+        make_config: the config from the parsed values (raises `ParamError`).
+        check_inputs: opens the files the config names (raises `ParamError`).
+        load_runner: imports and returns the training function; called only for a good config.
+    """
+    try:
+        values = parse_params(params, argv, prog=prog, description=description)
+        config = make_config(values)
+        check_inputs(config)
+    except ParamError as error:
+        return report_param_error(error, prog)
+    print(load_runner()(config).text())
+    return 0
