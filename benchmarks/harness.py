@@ -16,7 +16,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -149,3 +149,22 @@ def tracking_store(tracking_uri: str | None = None
         exp_id = client.create_experiment(f"fixlab-benchmarks-{Path(tmp).name}",
                                           artifact_location=Path(tmp, "artifacts").as_uri())
         yield tracking_uri, lambda name: client.create_run(exp_id, run_name=name).info.run_id
+
+
+def progress_bar(total: int, enabled: bool) -> Any:
+    """A tqdm bar over timed blocks, on stderr so the printed table stays clean."""
+    import sys
+
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="block", disable=not enabled, file=sys.stderr, leave=False)
+
+
+def run_and_write(run: Callable[[], str], path: Path) -> str:
+    """Run a benchmark that returns its markdown report, write it to `path`, print it; returns it."""
+    text = run()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    print(text)
+    print(f"written to {path}")
+    return text

@@ -34,7 +34,8 @@ from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 
-from .harness import RatioStats, check_counts, interleave, markdown_table, per_step_ms, ratios, tracking_store
+from .harness import (RatioStats, check_counts, interleave, markdown_table, per_step_ms, progress_bar, ratios,
+                      run_and_write, tracking_store)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 LOG_EVERY = 50
@@ -211,7 +212,7 @@ def run(cfg: JaxOverheadConfig, *, show_progress: bool = True,
     """Compiles and warms every variant, then times them in interleaved blocks."""
     import jax
 
-    progress = _progress_bar((cfg.rounds + cfg.warmup_rounds) * len(VARIANTS), show_progress)
+    progress = progress_bar((cfg.rounds + cfg.warmup_rounds) * len(VARIANTS), show_progress)
     try:
         with warnings.catch_warnings(), contextlib.ExitStack() as stack:
             warnings.filterwarnings("ignore", message="fixlab: ")
@@ -297,13 +298,6 @@ def report(result: Result, cfg: JaxOverheadConfig, elapsed_s: float) -> str:
     ])
 
 
-def _progress_bar(total: int, enabled: bool) -> Any:
-    import sys
-
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="block", disable=not enabled, file=sys.stderr, leave=False)
-
 
 def main(argv: Sequence[str] | None = None, *, out: Path | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m benchmarks jax",
@@ -320,14 +314,9 @@ def main(argv: Sequence[str] | None = None, *, out: Path | None = None) -> str:
     cfg = replace(cfg, mlflow=not args.no_mlflow,
                   **({"rounds": args.rounds} if args.rounds is not None else {}))
     t0 = time.perf_counter()
-    result = run(cfg, show_progress=not args.no_progress)
-    text = report(result, cfg, time.perf_counter() - t0)
     path = out or args.out or RESULTS / ("jax_overhead_quick.md" if args.quick else "jax_overhead.md")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    print(text)
-    print(f"written to {path}")
-    return text
+    return run_and_write(lambda: report(run(cfg, show_progress=not args.no_progress), cfg,
+                                        time.perf_counter() - t0), path)
 
 
 if __name__ == "__main__":

@@ -41,7 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from .harness import (RatioStats, check_counts, environment, interleave, markdown_table, per_step_ms,
-                      ratios, tracking_store)
+                      ratios, run_and_write, tracking_store)
 from .models import Scale, benches, n_params
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -359,14 +359,9 @@ def main(argv: Sequence[str] | None = None, *, out: Path | None = None) -> str:
     cfg = replace(cfg, **{k: v for k, v in (("rounds", args.rounds), ("threads", args.threads))
                           if v is not None}, training_loop=not args.no_training_loop)
     t0 = time.perf_counter()
-    results = run(cfg, show_progress=not args.no_progress)
-    text = report(results, cfg, time.perf_counter() - t0)
     path = out or args.out or RESULTS / ("logging_quick.md" if args.quick else "logging.md")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    print(text)
-    print(f"written to {path}")
-    return text
+    return run_and_write(lambda: report(run(cfg, show_progress=not args.no_progress), cfg,
+                                        time.perf_counter() - t0), path)
 
 
 if __name__ == "__main__":

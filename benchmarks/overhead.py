@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import copy
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field, replace
@@ -36,7 +35,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .harness import (RatioStats, check_counts, environment, interleave, markdown_table, per_step_ms,
-                      ratios, tracking_store)
+                      progress_bar, ratios, run_and_write, tracking_store)
 from .models import Bench, Scale, benches, n_params
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -211,7 +210,7 @@ def run(cfg: OverheadConfig, *, show_progress: bool = True,
         raise ValueError(f"models={cfg.models!r} names unknown models; allowed: {known}")
     threads = torch.get_num_threads()
     torch.set_num_threads(cfg.threads)
-    bar = _progress_bar(len(chosen) * (cfg.rounds + cfg.warmup_rounds) * len(VARIANTS),
+    bar = progress_bar(len(chosen) * (cfg.rounds + cfg.warmup_rounds) * len(VARIANTS),
                         show_progress)  # counts timed and warm-up rounds, not the priming
     try:
         with warnings.catch_warnings():
@@ -324,11 +323,6 @@ def environment_line(cfg: OverheadConfig) -> str:
         torch.set_num_threads(threads)
 
 
-def _progress_bar(total: int, enabled: bool) -> Any:
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="block", disable=not enabled, file=sys.stderr, leave=False)
-
 
 def main(argv: Sequence[str] | None = None, *, out: Path | None = None) -> str:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.overhead",
@@ -349,14 +343,9 @@ def main(argv: Sequence[str] | None = None, *, out: Path | None = None) -> str:
                   **({"models": tuple(args.models)} if args.models else {}),
                   mlflow=not args.no_mlflow)
     t0 = time.perf_counter()
-    results = run(cfg, show_progress=not args.no_progress)
-    text = report(results, cfg, time.perf_counter() - t0)
     path = out or args.out or RESULTS / ("overhead_quick.md" if args.quick else "overhead.md")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    print(text)
-    print(f"written to {path}")
-    return text
+    return run_and_write(lambda: report(run(cfg, show_progress=not args.no_progress), cfg,
+                                        time.perf_counter() - t0), path)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `benchmarks` is not installed
 
-from benchmarks import mlflow_logging, overhead  # noqa: E402
+from benchmarks import jax_overhead, mlflow_logging, overhead  # noqa: E402
 
 _RATIO = re.compile(r"^(\d+\.\d+)x")
 
@@ -92,3 +92,13 @@ def test_logging_tables_compare_recorder_and_lightning(tracking_uri):
             assert _finite_positive(_ratio(r[5])), r
     versus = [r for r in _rows(text, loops) if len(r) == 6]
     assert len(versus) == 2 and all(_finite_positive(_ratio(r[4])) for r in versus)
+
+
+def test_jax_overhead_table_has_every_variant():
+    cfg = jax_overhead.JaxOverheadConfig(scale="tiny", rounds=2, warmup_rounds=0, block_steps=50, mlflow=False)
+    text = jax_overhead.report(jax_overhead.run(cfg, show_progress=False), cfg, 0.0)
+    rows = [r for r in (line.strip().strip("|").split("|") for line in text.splitlines() if line.startswith("| "))
+            if len(r) > 5 and "x" in r[4]]
+    assert len(rows) == 3, text
+    for r in rows:
+        assert _finite_positive(_ratio(r[4].strip())) and _finite_positive(_ratio(r[6].strip())), r
