@@ -76,8 +76,9 @@ CODES: Mapping[str, CodeInfo] = {
         Severity.INFO,
         "a normalization removes the spread of token/sample magnitudes it received",
         "Document 003: LayerNorm destroyed the magnitude-based attention signal "
-        "('polarization'); norm_type='none' performed best. If magnitudes carry information, "
-        "drop or move the normalization.",
+        "('polarization'); norm_type='none' performed best. Document 000: the L2 normalization "
+        "of the CPC latents was removed (fix #2). If magnitudes carry information, drop or move "
+        "the normalization.",
     ),
 }
 
