@@ -15,6 +15,7 @@ _EXPORTS = {
     "register_checkpoint": ".torch_models", "load_champion": ".torch_models",
     "load_state_dict_safely": ".torch_models",
     "register_pyfunc": ".pyfunc_models", "load_champion_pyfunc": ".pyfunc_models",
+    "load_pyfunc": ".pyfunc_models",
 }
 
 __all__ = sorted(_EXPORTS)

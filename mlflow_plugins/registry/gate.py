@@ -136,6 +136,11 @@ def register_logged_model(client: Any, model_id: str, *, project: str, run_id: s
     return RegistrationResult(project, int(version), crown, reason)
 
 
+def registered_names(client: Any) -> list[str]:
+    """Every registered model's name in the client's store, sorted (all pages)."""
+    return sorted(m.name for m in all_pages(client.search_registered_models))
+
+
 def champion(client: Any, project: str) -> Any:
     """The model version that holds `project`'s champion alias.
 
@@ -150,9 +155,8 @@ def champion(client: Any, project: str) -> Any:
     except MlflowException as e:
         if e.error_code != "RESOURCE_DOES_NOT_EXIST":
             raise
-        names = sorted(m.name for m in all_pages(client.search_registered_models))
         raise ValueError(f"registered model {project!r} does not exist in {client.tracking_uri}; "
-                         f"registered models: {names or 'none'}") from None
+                         f"registered models: {registered_names(client) or 'none'}") from None
     version = _champion_version(client, project)
     if version is None:
         raise ValueError(f"registered model {project!r} has no {CHAMPION!r} alias: no healthy "

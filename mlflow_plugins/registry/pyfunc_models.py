@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from .gate import (
+    CHAMPION,
     MODEL_NAME,
     RegistrationResult,
     champion,
@@ -23,6 +24,7 @@ from .gate import (
     existing_run,
     pickle_disallowed,
     register_logged_model,
+    registered_names,
     tracking,
 )
 
@@ -65,6 +67,26 @@ def register_pyfunc(code_path: str | os.PathLike[str], *, artifacts: Mapping[str
                                  register_unhealthy=register_unhealthy)
 
 
+def load_pyfunc(uri: str, tracking_uri: str | None = None) -> Any:
+    """The pyfunc model at `uri` (e.g. ``models:/NAME@champion``), loaded with pickle refused.
+
+    Raises:
+        ValueError: one line naming `uri`, MLflow's reason and the registered models there.
+    """
+    import mlflow
+    import mlflow.pyfunc
+    from mlflow.exceptions import MlflowException
+
+    try:
+        with tracking(tracking_uri), pickle_disallowed():
+            return mlflow.pyfunc.load_model(uri)
+    except MlflowException as e:
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+        raise ValueError(f"model {uri!r} could not be loaded from {client.tracking_uri}: "
+                         f"{e.message.splitlines()[0]}; registered models: "
+                         f"{registered_names(client) or 'none'}") from None
+
+
 def load_champion_pyfunc(project: str, tracking_uri: str | None = None) -> Any:
     """The champion version of `project` as a pyfunc model, loaded with pickle refused.
 
@@ -73,13 +95,6 @@ def load_champion_pyfunc(project: str, tracking_uri: str | None = None) -> Any:
             has no champion, or cannot be loaded.
     """
     import mlflow
-    import mlflow.pyfunc
-    from mlflow.exceptions import MlflowException
 
-    version = champion(mlflow.MlflowClient(tracking_uri=tracking_uri), project)
-    try:
-        with tracking(tracking_uri), pickle_disallowed():
-            return mlflow.pyfunc.load_model(f"models:/{project}@champion")
-    except MlflowException as e:
-        raise ValueError(f"champion v{version.version} of {project!r} ({version.source}) "
-                         f"could not be loaded: {e.message.splitlines()[0]}") from None
+    champion(mlflow.MlflowClient(tracking_uri=tracking_uri), project)
+    return load_pyfunc(f"models:/{project}@{CHAMPION}", tracking_uri)

@@ -53,19 +53,12 @@ PARAMS: tuple[Param, ...] = (
 
 def load_detector(uri: str):
     """The pyfunc at `uri`, loaded with pickle refused; ParamError naming `model` if it is not there."""
-    import mlflow
-    from mlflow.exceptions import MlflowException
-
-    from mlflow_plugins.registry.gate import pickle_disallowed
+    from mlflow_plugins.registry import load_pyfunc
 
     try:
-        with pickle_disallowed():
-            return mlflow.pyfunc.load_model(uri)
-    except MlflowException as exc:
-        names = sorted(m.name for m in mlflow.MlflowClient().search_registered_models())
-        raise ParamError("model", uri, f"a registered model in {mlflow.get_tracking_uri()} "
-                         f"(registered: {', '.join(names) or 'none'})",
-                         problem=exc.message.splitlines()[0]) from None
+        return load_pyfunc(uri)
+    except ValueError as exc:
+        raise ParamError("model", uri, "a registered model that loads", problem=str(exc)) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
