@@ -10,6 +10,7 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from flax import nnx
 
@@ -101,3 +102,16 @@ def make_predict(graphdef: nnx.GraphDef) -> Callable[[nnx.State, nnx.State, jax.
         return jax.nn.sigmoid(nnx.merge(graphdef, params, rest)(x))
 
     return predict
+
+
+def predict_in_batches(predict: Callable[[nnx.State, nnx.State, jax.Array], jax.Array], params: nnx.State,
+                       rest: nnx.State, x: np.ndarray, batch: int = 256) -> np.ndarray:
+    """`predict` over every window of x in batches of `batch` (the tail zero-padded, so one
+    compiled shape serves any N); float32 (N,)."""
+    x = np.asarray(x, dtype=np.float32)
+    out = [np.zeros(0, np.float32)]
+    for start in range(0, len(x), batch):
+        chunk = x[start:start + batch]
+        padded = np.concatenate([chunk, np.zeros((batch - len(chunk), *chunk.shape[1:]), np.float32)])
+        out.append(np.asarray(predict(params, rest, padded), dtype=np.float32)[:len(chunk)])
+    return np.concatenate(out)

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["roc_auc", "roc_curve", "threshold_at_far", "tpr_at_far", "EfficiencyCurve", "efficiency_vs_snr"]
+__all__ = ["roc_auc", "roc_curve", "threshold_at_far", "far_resolved", "tpr_at_far", "EfficiencyCurve",
+           "efficiency_vs_snr"]
 
 
 def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -59,12 +60,17 @@ def threshold_at_far(noise_scores: np.ndarray, far: float) -> float:
     return float(noise[allowed]) if allowed < noise.size else float(noise[-1])
 
 
+def far_resolved(n_noise: int, far: float) -> bool:
+    """Whether `n_noise` noise examples can measure a false-alarm rate of `far` (at least 1/far)."""
+    return n_noise * far >= 1.0
+
+
 def tpr_at_far(scores: np.ndarray, labels: np.ndarray, far: float) -> tuple[float, bool]:
     """Fraction of signals above the threshold of `threshold_at_far`, and whether `far` is resolved
     (at least 1/far noise examples)."""
     scores, positive = _check(scores, labels)
     threshold = threshold_at_far(scores[~positive], far)
-    return float(np.mean(scores[positive] > threshold)), bool((~positive).sum() * far >= 1.0)
+    return float(np.mean(scores[positive] > threshold)), far_resolved(int((~positive).sum()), far)
 
 
 @dataclass(frozen=True)

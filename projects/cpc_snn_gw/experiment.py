@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from jax_modules.cpc_snn_gw.checkpoint import save_weights
 from jax_modules.cpc_snn_gw.models import build_model
-from jax_modules.cpc_snn_gw.steps import make_predict, make_train_step, split_model
+from jax_modules.cpc_snn_gw.steps import make_predict, make_train_step, predict_in_batches, split_model
 from jax_modules.cpc_snn_gw.task_gradients import make_task_probe
 from jax_modules.cpc_snn_gw.variants import variant_config
 from mlflow_plugins.claims import claims_html, evaluate, load_claims, log_claims
@@ -45,7 +45,6 @@ __all__ = ["RunSummary", "train_and_evaluate"]
 SELECTION_METRIC = "best/val_auc"  # ROC AUC of the kept parameters on the validation split
 FARS = (1e-2, 1e-3)
 SNR_BINS = 8
-EVAL_BATCH = 256
 
 
 def headline(metrics: dict[str, float]) -> list[str]:
@@ -55,18 +54,6 @@ def headline(metrics: dict[str, float]) -> list[str]:
             f"TPR@FAR 1e-2 {m('test/tpr_at_far_1e-2'):.3f}  1e-3 {m('test/tpr_at_far_1e-3'):.3f}",
             f"{m('perf/train_samples_per_s'):.0f} training / {m('perf/infer_samples_per_s'):.0f} "
             "inference windows per second"]
-
-
-def predict_all(predict: Callable[..., jax.Array], params: Any, rest: Any, x: np.ndarray) -> np.ndarray:
-    """Probabilities for every window, in fixed-size batches (one compiled shape; the tail is padded)."""
-    out = []
-    for start in range(0, len(x), EVAL_BATCH):
-        chunk = x[start:start + EVAL_BATCH]
-        pad = EVAL_BATCH - len(chunk)
-        if pad:
-            chunk = np.concatenate([chunk, np.zeros((pad, *chunk.shape[1:]), chunk.dtype)])
-        out.append(np.asarray(predict(params, rest, chunk))[:EVAL_BATCH - pad])
-    return np.concatenate(out)
 
 
 def far_label(far: float) -> str:
@@ -103,6 +90,8 @@ def train_and_evaluate(config: CpcGwConfig, progress: bool = True) -> RunSummary
     opt_state = tx.init(params)
     train_step = make_train_step(graphdef, tx, model_config.infonce_weight)
     predict = make_predict(graphdef)
+    # CPC models: the encoder's gradient per loss, and the spike bridge's surrogate (task_gradients)
+    task_probe = make_task_probe(graphdef) if hasattr(model, "encoder") else None
     n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
 
     tags = fixlab_tags(PROJECT, config.variant, DOCUMENT)
@@ -117,7 +106,7 @@ def train_and_evaluate(config: CpcGwConfig, progress: bool = True) -> RunSummary
         log_metrics_now(run_id, {"perf/data_seconds": data_seconds, "data/generated": float(data.generated)})
         with watch_jax(params, log_every=config.log_every, policy=config.policy, run_id=run_id) as monitor:
             best, history = _fit(config, data, train_step, predict, params, rest, opt_state, monitor, graphdef,
-                                 run_id, progress)
+                                 task_probe, run_id, progress)
         findings: list[Finding] = list(monitor.findings)
         metrics = _test(config, data, predict, best, rest, run_id, history)
         health = overall_health(findings)
@@ -136,8 +125,8 @@ def train_and_evaluate(config: CpcGwConfig, progress: bool = True) -> RunSummary
 
 
 def _fit(config: CpcGwConfig, data: RunData, train_step: Callable[..., Any], predict: Callable[..., Any],
-         params: Any, rest: Any, opt_state: Any, monitor: Any, graphdef: Any, run_id: str,
-         progress: bool) -> tuple[Any, dict[str, float]]:
+         params: Any, rest: Any, opt_state: Any, monitor: Any, graphdef: Any,
+         task_probe: Callable[..., Any] | None, run_id: str, progress: bool) -> tuple[Any, dict[str, float]]:
     """Epochs of shuffled full batches; returns the best parameters by validation AUC and a history."""
     rng = np.random.default_rng(config.seed)
     n_batches = len(data.train) // config.batch_size
@@ -146,8 +135,6 @@ def _fit(config: CpcGwConfig, data: RunData, train_step: Callable[..., Any], pre
                          "allowed: at most the training set size")
     best_params, best_auc, history = params, -math.inf, {}
     step, train_seconds, probe_seconds = 0, 0.0, 0.0
-    # CPC models: the encoder's gradient per loss, and the spike bridge's surrogate (task_gradients)
-    task_probe = make_task_probe(graphdef) if hasattr(nnx.merge(graphdef, params, rest), "encoder") else None
     bar = tqdm(total=config.epochs * n_batches, desc=f"{config.variant}", unit="step", disable=not progress)
     for epoch in range(1, config.epochs + 1):
         order = rng.permutation(len(data.train))
@@ -170,7 +157,7 @@ def _fit(config: CpcGwConfig, data: RunData, train_step: Callable[..., Any], pre
             bar.update()
         means = {k: float(v) for k, v in jax.device_get(jax.tree.map(lambda *v: np.mean(v), *epoch_metrics)).items()}
         train_seconds += time.perf_counter() - start
-        val_probs = predict_all(predict, params, rest, data.val.x)
+        val_probs = predict_in_batches(predict, params, rest, data.val.x)
         val = split_scores("val", val_probs, data.val)
         # fit/*: running means over the epoch's updates; train/* is the kept model evaluated at the end
         logged = {"epoch": epoch, **{f"fit/{k}": v for k, v in means.items()}, **val}
@@ -190,9 +177,9 @@ def _fit(config: CpcGwConfig, data: RunData, train_step: Callable[..., Any], pre
 def _test(config: CpcGwConfig, data: RunData, predict: Callable[..., Any], params: Any, rest: Any, run_id: str,
           history: dict[str, float]) -> dict[str, float]:
     """The best parameters on train (the document's "Train Acc") and test, the figures, throughput."""
-    train_probs = predict_all(predict, params, rest, data.train.x)
+    train_probs = predict_in_batches(predict, params, rest, data.train.x)
     start = time.perf_counter()
-    test_probs = predict_all(predict, params, rest, data.test.x)
+    test_probs = predict_in_batches(predict, params, rest, data.test.x)
     infer_seconds = time.perf_counter() - start
     metrics = {**history, **split_scores("train", train_probs, data.train),
                **split_scores("test", test_probs, data.test),
@@ -217,7 +204,7 @@ def _efficiency_curves(probs: np.ndarray, test: Windows, metrics: dict[str, floa
     noise = probs[test.y == 0]
     thresholds = [("p > 0.5", "p0.5", 0.5)] + [
         (f"false-alarm rate {far:g}", f"far_{far_label(far)}", detection.threshold_at_far(noise, far))
-        for far in FARS if len(noise) * far >= 1]
+        for far in FARS if detection.far_resolved(len(noise), far)]
     curves = []
     for label, key, threshold in thresholds:
         curve = detection.efficiency_vs_snr(probs, test.y, np.nan_to_num(test.snr), threshold, edges, label)

@@ -12,10 +12,7 @@ import json
 from pathlib import Path
 
 import mlflow
-import numpy as np
 from mlflow.pyfunc import PythonModel
-
-BATCH = 256  # windows per jitted call: bounds memory, and keeps one compiled shape
 
 
 class GWDetector(PythonModel):
@@ -33,13 +30,9 @@ class GWDetector(PythonModel):
         self._predict, self._params, self._rest = make_predict(graphdef), params, rest
 
     def predict(self, context, model_input, params=None):
-        x = np.asarray(model_input, dtype=np.float32)
-        out = []
-        for start in range(0, len(x), BATCH):
-            chunk = x[start:start + BATCH]
-            padded = np.concatenate([chunk, np.zeros((BATCH - len(chunk), *chunk.shape[1:]), np.float32)])
-            out.append(np.asarray(self._predict(self._params, self._rest, padded))[:len(chunk)])
-        return np.concatenate(out).astype(np.float32) if out else np.zeros(0, np.float32)
+        from jax_modules.cpc_snn_gw.steps import predict_in_batches
+
+        return predict_in_batches(self._predict, self._params, self._rest, model_input)
 
 
 mlflow.models.set_model(GWDetector())

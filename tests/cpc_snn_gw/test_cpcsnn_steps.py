@@ -13,7 +13,7 @@ from flax import nnx
 
 from _gw_synthetic import synthetic_strain
 from jax_modules.cpc_snn_gw import (ModelConfig, build_model, make_eval_step, make_predict, make_train_step,
-                                    split_model, variant_config)
+                                    predict_in_batches, split_model, variant_config)
 from mlflow_plugins.jax.modules import L2Normalize
 
 TINY = ModelConfig(kind="cpc", encoder_widths=(8, 16), encoder_strides=(4, 8), latent_dim=16, context_dim=16,
@@ -94,6 +94,16 @@ def test_predict_gives_sigmoid_probabilities(easy: tuple[np.ndarray, np.ndarray]
     assert probs.shape == (8,) and probs.dtype == jnp.float32
     logits = jax.jit(lambda x: model(x))(easy[0][:8])
     np.testing.assert_allclose(np.asarray(probs), np.asarray(jax.nn.sigmoid(logits)), rtol=1e-5)
+
+
+def test_batched_prediction_matches_one_call_and_pads_the_tail(easy: tuple[np.ndarray, np.ndarray]) -> None:
+    graphdef, params, rest = split_model(build_model(TINY, 0))
+    predict = make_predict(graphdef)
+    x = easy[0][:11]
+    batched = predict_in_batches(predict, params, rest, x, batch=4)   # 4 + 4 + 3 (padded)
+    assert batched.shape == (11,) and batched.dtype == np.float32
+    np.testing.assert_allclose(batched, np.asarray(predict(params, rest, x)), rtol=1e-5, atol=1e-6)
+    assert predict_in_batches(predict, params, rest, x[:0], batch=4).shape == (0,)
 
 
 def test_infonce_weight_needs_a_cpc_model(easy: tuple[np.ndarray, np.ndarray]) -> None:
