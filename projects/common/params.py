@@ -32,6 +32,7 @@ __all__ = [
     "integer",
     "real",
     "choice",
+    "diagnostics_params",
     "optional",
     "optional_file",
     "parse_params",
@@ -151,6 +152,13 @@ def optional_file(what: str = "a path to an existing file") -> Converter:
         return os.path.abspath(path)
 
     return convert
+
+
+def diagnostics_params(log_every: int, policy: str) -> tuple[Param, Param]:
+    """The fixlab plugin's two run parameters, offered alike by every entry script."""
+    return (Param("log_every", integer(minimum=1, maximum=1_000_000), str(log_every),
+                  "steps between gradient statistics"),
+            Param("policy", choice("warn", "skip_step", "stop"), policy, "what a critical finding does"))
 
 
 class _Parser(argparse.ArgumentParser):

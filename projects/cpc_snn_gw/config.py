@@ -11,7 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from projects.common.params import Param, ParamError, choice, integer, optional, optional_file, real
+from projects.common.params import (Param, ParamError, choice, diagnostics_params, integer, optional, optional_file,
+                                    real)
 
 __all__ = ["PROJECT", "DOCUMENT", "REGISTERED_MODEL", "CLAIMS_FILE", "VARIANTS", "PARAMS",
            "CpcGwConfig"]
@@ -114,7 +115,5 @@ PARAMS: tuple[Param, ...] = (
           "an MLGWSC-1 strain file to use instead of simulated data; empty = simulated"),
     Param("injections_path", optional_file("a path to an existing MLGWSC-1 injection file (HDF5)"), None,
           "the MLGWSC-1 injection file that labels data_path's windows"),
-    Param("log_every", integer(minimum=1, maximum=1_000_000), str(_DEFAULTS.log_every),
-          "steps between gradient statistics"),
-    Param("policy", choice("warn", "skip_step", "stop"), _DEFAULTS.policy, "what a critical finding does"),
+    *diagnostics_params(_DEFAULTS.log_every, _DEFAULTS.policy),
 )

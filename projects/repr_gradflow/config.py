@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
-from projects.common.params import Param, ParamError, choice, integer, optional_file, real
+from projects.common.params import Param, ParamError, choice, diagnostics_params, integer, optional_file, real
 
 __all__ = ["PROJECT", "DOCUMENT", "REGISTERED_MODEL", "CLAIMS_FILE", "PARAMS", "ReprGradflowConfig",
            "check_inputs", "load_init_state"]
@@ -90,9 +90,7 @@ PARAMS: tuple[Param, ...] = (
           "your data: .npz with X (N, T, C) float and y (N,) int; empty = generated task"),
     Param("init_checkpoint", optional_file("a path to an existing checkpoint file"), None,
           "a state dict (or Lightning checkpoint) to start from; empty = random init"),
-    Param("log_every", integer(minimum=1, maximum=1_000_000), str(_DEFAULTS.log_every),
-          "steps between gradient statistics"),
-    Param("policy", choice("warn", "skip_step", "stop"), _DEFAULTS.policy, "what a critical finding does"),
+    *diagnostics_params(_DEFAULTS.log_every, _DEFAULTS.policy),
 )
 
 
