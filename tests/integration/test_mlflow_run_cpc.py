@@ -8,15 +8,13 @@ claims and the pyfunc registration all happen as they do for a user.
 from __future__ import annotations
 
 import importlib.metadata
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import pytest
+from _mlflow_run import mlflow_run
 
-REPO = Path(__file__).resolve().parents[2]
 TINY = ["-P", "n_train=64", "-P", "n_val=32", "-P", "n_test=64", "-P", "epochs=2", "-P", "batch_size=16",
         "-P", "log_every=2"]
 
@@ -27,16 +25,7 @@ def store(tmp_path_factory) -> Path:
 
 
 def _mlflow_run(entry: str, store: Path) -> tuple[mlflow.entities.Run, subprocess.CompletedProcess]:
-    uri = f"sqlite:///{store / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "FIXLAB_CACHE": str(store / "cache")}
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        env.pop(name, None)
-    result = subprocess.run(
-        [sys.executable, "-m", "mlflow", "run", ".", "-e", entry, "--env-manager", "local",
-         "--experiment-name", "cpc_e2e", *TINY],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=400)
-    assert result.returncode == 0, result.stderr[-3000:]
-    client = mlflow.MlflowClient(tracking_uri=uri)
+    client, result = mlflow_run(entry, store, "cpc_e2e", TINY)
     runs = client.search_runs([client.get_experiment_by_name("cpc_e2e").experiment_id],
                               filter_string=f"tags.`fixlab.variant` = '{entry}'")
     assert len(runs) == 1, "the script must log into the run `mlflow run` created, not open another"

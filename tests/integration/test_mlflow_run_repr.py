@@ -8,29 +8,18 @@ from __future__ import annotations
 
 import importlib.metadata
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import mlflow
 import pytest
+from _mlflow_run import mlflow_run
 
-REPO = Path(__file__).resolve().parents[2]
 TINY = ["-P", "n_samples=24", "-P", "n_classes=4", "-P", "epochs=3", "-P", "batch_size=8", "-P", "log_every=1"]
 
 
 def _mlflow_run(entry: str, tmp_path: Path) -> tuple[mlflow.entities.Run, subprocess.CompletedProcess]:
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "FIXLAB_CACHE": str(tmp_path / "cache")}
-    for name in ("MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID", "MLFLOW_EXPERIMENT_NAME"):
-        env.pop(name, None)
-    result = subprocess.run(
-        [sys.executable, "-m", "mlflow", "run", ".", "-e", entry, "--env-manager", "local",
-         "--experiment-name", "repr_e2e", *TINY],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    client = mlflow.MlflowClient(tracking_uri=uri)
+    client, result = mlflow_run(entry, tmp_path, "repr_e2e", TINY)
     runs = client.search_runs([client.get_experiment_by_name("repr_e2e").experiment_id])
     assert len(runs) == 1, "the script must log into the run `mlflow run` created, not open another"
     return runs[0], result
