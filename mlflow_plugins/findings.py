@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any, Iterable, Literal, Mapping
@@ -24,7 +25,7 @@ class CodeInfo:
     hint: str
 
 
-# The codes of DESIGN.md. Hints cite the research note (shared/seeds) the fix comes from.
+# The built-in codes: DESIGN.md's table, and DIAGNOSTICS_FAILED. Users' rules add their own. Hints cite the research note (shared/seeds) the fix comes from.
 CODES: Mapping[str, CodeInfo] = {
     "GRAD_NEVER_UPDATED": CodeInfo(
         Severity.CRITICAL,
@@ -80,12 +81,45 @@ CODES: Mapping[str, CodeInfo] = {
         "of the CPC latents was removed (fix #2). If magnitudes carry information, drop or move "
         "the normalization.",
     ),
+    "DIAGNOSTICS_FAILED": CodeInfo(
+        Severity.WARNING,
+        "a fixlab check failed and was skipped, so this run's health is not fully known",
+        "The evidence names the check and its error. Training went on without that check: do not "
+        "read the run as healthy; report the error with the code that produced it.",
+    ),
 }
+_CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
+
+
+def check_code(code: object, argument: str = "code") -> str:
+    """A finding code: upper-case letters, digits and underscores, starting with a letter."""
+    if not isinstance(code, str) or not _CODE.match(code):
+        raise ValueError(f"{argument}={code!r} is not a finding code; allowed: upper-case letters, "
+                         "digits and '_', starting with a letter (e.g. 'PSEUDO_LABELS_UNUSED')")
+    return code
+
+
+def check_severity(severity: object) -> Severity:
+    """A severity from its value ("info", "warning", "critical") or the enum."""
+    try:
+        return Severity(severity)
+    except ValueError:
+        raise ValueError(f"severity={severity!r} is not a severity; allowed: "
+                         f"{[s.value for s in Severity]}") from None
+
+
+def meaning(code: str) -> str:
+    """What a built-in code means; "" for a code a user's rule defines."""
+    info = CODES.get(code)
+    return info.meaning if info is not None else ""
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One diagnosed problem: what, how bad, when first seen, where, the numbers, the fix."""
+    """One diagnosed problem: what, how bad, when first seen, where, the numbers, the fix.
+
+    `code` is a built-in code (`CODES`) or one a user's rule defines; `hint` is the fix.
+    """
 
     code: str
     severity: Severity
@@ -95,14 +129,13 @@ class Finding:
     hint: str = ""
 
     def __post_init__(self) -> None:
-        if self.code not in CODES:
-            raise ValueError(f"code={self.code!r} is not a finding code; allowed: {sorted(CODES)}")
-        object.__setattr__(self, "severity", Severity(self.severity))
+        check_code(self.code)
+        object.__setattr__(self, "severity", check_severity(self.severity))
 
     @classmethod
     def of(cls, code: str, step: int, where: str, evidence: Mapping[str, Any] | None = None,
            severity: Severity | None = None) -> "Finding":
-        """A finding with the catalog's default severity and hint for `code`."""
+        """A finding with the catalog's default severity and hint for built-in `code`."""
         info = CODES[code]
         return cls(code, severity or info.severity, int(step), where, dict(evidence or {}), info.hint)
 

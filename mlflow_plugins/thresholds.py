@@ -51,7 +51,8 @@ class Thresholds:
         for name in ("vanishing", "exploding", "norm_band_low", "norm_band_high", "amp_min_scale",
                      "norm_grad_ratio", "magnitude_cv_ratio", "magnitude_cv_min"):
             _check_positive(name, getattr(self, name))
-        if not 0.0 < float(self.amp_skip_fraction) < 1.0:
+        _check_positive("amp_skip_fraction", self.amp_skip_fraction)
+        if not self.amp_skip_fraction < 1.0:
             raise ValueError(f"amp_skip_fraction={self.amp_skip_fraction!r} is out of range; "
                              "allowed: a number strictly between 0 and 1")
         if self.norm_band_low >= self.norm_band_high:

@@ -8,7 +8,7 @@ import pytest
 from _models import (HEALTHY, NoGradBranch, TinyScale, Wrapped, codes, mlp, train_lightning,
                      train_plain, where)
 from mlflow_plugins import GradientHealthCallback, Severity
-from mlflow_plugins.analysis import GradientHealth, GradSnapshot
+from mlflow_plugins.analysis import GradientHealth, GradPresence, GradSnapshot, RuleSet
 from mlflow_plugins.thresholds import Thresholds
 
 GRAD_CODES = {"GRAD_NEVER_UPDATED", "GRAD_VANISHING", "GRAD_EXPLODING", "GRAD_NORM_OUT_OF_RANGE"}
@@ -76,17 +76,22 @@ def _snap(step, l2, mean_abs=None, missing=None):
                         np.full(len(l2), 10.0))
 
 
+def _health(thresholds: Thresholds) -> RuleSet:
+    """The gradient rule with its state, as adapters run it."""
+    return RuleSet([GradientHealth(thresholds)])
+
+
 def test_zero_gradient_counts_only_observed_steps():
-    health = GradientHealth(("p0", "p1"), Thresholds())
+    health = _health(Thresholds())
     for step in range(2):
         assert not health.observe(_snap(step, [0.0, 1.0]))
-        assert not health.observe_missing(step, np.array([False, False]))  # unseen: no evidence
+        assert not health.observe(GradPresence.missing(step, ("p0", "p1"), np.array([False, False])))  # unseen: no evidence
     found = health.observe(_snap(2, [0.0, 1.0]))
     assert [(f.code, f.where, f.step) for f in found] == [("GRAD_NEVER_UPDATED", "p0", 0)]
 
 
 def test_a_gradient_resets_the_count():
-    health = GradientHealth(("p0",), Thresholds())
+    health = _health(Thresholds())
     health.observe(_snap(0, [0.0]))
     health.observe(_snap(1, [0.0]))
     health.observe(_snap(2, [0.5]))
@@ -97,15 +102,15 @@ def test_zero_flags_reset_the_count_where_missing_flags_cannot():
     """JAX knows every step which gradients are all zero: an intermittently zero gradient is
     healthy. From None-flags alone (PyTorch), a present gradient is no evidence either way."""
     pattern = [True, True, False, True, True, False, True, True]   # zero twice, then a gradient
-    zero_aware = GradientHealth(("gated",), Thresholds())
-    assert not [f for step, z in enumerate(pattern) for f in zero_aware.observe_zero(step, np.array([z]))]
-    stuck = GradientHealth(("frozen",), Thresholds())
-    found = [f for step in range(3) for f in stuck.observe_zero(step, np.array([True]))]
+    zero_aware = _health(Thresholds())
+    assert not [f for step, z in enumerate(pattern) for f in zero_aware.observe(GradPresence.zero(step, ("gated",), np.array([z])))]
+    stuck = _health(Thresholds())
+    found = [f for step in range(3) for f in stuck.observe(GradPresence.zero(step, ("frozen",), np.array([True])))]
     assert [(f.code, f.where, f.step) for f in found] == [("GRAD_NEVER_UPDATED", "frozen", 0)]
 
 
 def test_band_needs_a_sustained_window():
-    health = GradientHealth(("p0",), Thresholds(norm_band_window=3))
+    health = _health(Thresholds(norm_band_window=3))
     assert not health.observe(_snap(0, [0.01]))
     assert not health.observe(_snap(1, [1.0]))  # back in band
     assert not health.observe(_snap(2, [0.01]))
@@ -115,9 +120,9 @@ def test_band_needs_a_sustained_window():
 
 
 def test_each_finding_once_and_state_round_trip():
-    health = GradientHealth(("p0", "p1"), Thresholds())
+    health = _health(Thresholds())
     assert [f.where for f in health.observe(_snap(0, [500.0, 1.0]))] == ["<total>", "p0"]
-    restored = GradientHealth(("p0", "p1"), Thresholds())
+    restored = _health(Thresholds())
     restored.load_state_dict(health.state_dict())
     assert not restored.observe(_snap(1, [500.0, 1.0]))
 
@@ -136,15 +141,15 @@ def test_vanishing_is_judged_per_layer():
     names = ("conv.weight", "conv.bias", "head.weight")
     snap = GradSnapshot(0, names, np.array([1.0, 1e-9, 1.0]), np.array([1e-2, 1e-12, 1e-2]),
                         np.zeros(3, dtype=bool), np.array([100.0, 4.0, 10.0]))
-    assert not GradientHealth(names, Thresholds()).observe(snap)  # the bias alone is not a layer
+    assert not _health(Thresholds()).observe(snap)  # the bias alone is not a layer
     tiny = GradSnapshot(0, names, np.array([1e-6, 1e-9, 1.0]), np.array([1e-9, 1e-12, 1e-2]),
                         np.zeros(3, dtype=bool), np.array([100.0, 4.0, 10.0]))
-    found = GradientHealth(names, Thresholds()).observe(tiny)
+    found = _health(Thresholds()).observe(tiny)
     assert [(f.code, f.where) for f in found] == [("GRAD_VANISHING", "conv")]
 
 
 def test_vanishing_ignores_parameters_without_gradient():
-    health = GradientHealth(("p0",), Thresholds())
+    health = _health(Thresholds())
     assert not health.observe(_snap(0, [0.0], mean_abs=[0.0], missing=[True]))
 
 

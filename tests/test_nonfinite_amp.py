@@ -8,7 +8,7 @@ from lightning.pytorch.plugins.precision import MixedPrecision
 
 from _models import HEALTHY, Fp16Overflow, SqrtAtZero, Wrapped, codes, train_lightning, train_plain
 from mlflow_plugins import AmpNanCallback, Severity, TrainingStopped
-from mlflow_plugins.analysis import AmpSkips
+from mlflow_plugins.analysis import AmpSkips, AmpStep, RuleSet
 from mlflow_plugins.thresholds import Thresholds
 
 
@@ -113,16 +113,16 @@ def test_lightning_healthy_is_silent(name):
 
 
 def test_calibration_skips_do_not_alarm():
-    amp = AmpSkips(Thresholds())
+    amp = RuleSet([AmpSkips(Thresholds())])
     scale = 65536.0
     for step in range(200):
         skipped = step < 5  # the scaler's usual calibration at the start
         scale = scale / 2 if skipped else scale
-        assert not amp.observe(step, scale, skipped)
-    assert amp.skipped_total == 5
+        assert not amp.observe(AmpStep(step, scale, skipped))
+    assert amp.states["amp_skips"]["skipped_total"] == 5
 
 
 def test_skip_fraction_of_window():
-    amp = AmpSkips(Thresholds(amp_window=20, amp_skip_fraction=0.1))
-    found = [f for step in range(10) for f in amp.observe(step, 1024.0, step % 3 == 0)]
+    amp = RuleSet([AmpSkips(Thresholds(amp_window=20, amp_skip_fraction=0.1))])
+    found = [f for step in range(10) for f in amp.observe(AmpStep(step, 1024.0, step % 3 == 0))]
     assert [(f.where, f.step) for f in found] == [("grad_scaler", 6)]  # steps 0, 3, 6: 3/20 > 10 %

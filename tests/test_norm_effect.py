@@ -8,7 +8,7 @@ from torch import nn
 
 from _models import HEALTHY, NormAfterLargeInput, Wrapped, codes, train_lightning, train_plain, where
 from mlflow_plugins import NormalizationEffectCallback
-from mlflow_plugins.analysis import NormEffect, NormProbe
+from mlflow_plugins.analysis import NormEffect, NormProbe, RuleSet
 from mlflow_plugins.pytorch.norm_probes import find_norm_modules, magnitude_cv
 from mlflow_plugins.thresholds import Thresholds
 
@@ -107,9 +107,9 @@ def test_magnitude_cv_reference():
 
 
 def test_norm_effect_rules():
-    effect = NormEffect(Thresholds())
+    effect = RuleSet([NormEffect(Thresholds())])
     found = effect.observe(NormProbe(0, "ln", 0.05, 0.5, 0.01))
     assert {f.code for f in found} == {"NORM_GRAD_ATTENUATION", "NORM_ERASES_MAGNITUDE"}
-    quiet = NormEffect(Thresholds())
+    quiet = RuleSet([NormEffect(Thresholds())])
     assert not quiet.observe(NormProbe(0, "ln", 0.5, 0.1, 0.001))  # input spread too small to matter
     assert not quiet.observe(NormProbe(1, "ln", None, 0.5, 0.4))

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
-from collections import deque
+from dataclasses import dataclass
+from typing import Any
 
 from ..findings import Finding, Severity
 from ..thresholds import Thresholds
-from .once import ReportOnce
+from .once import report_once
+from .rule import Rule
 
 SCALER = "grad_scaler"
 SCALE = "grad_scaler.scale"
 
 
-class AmpSkips:
+@dataclass(frozen=True)
+class AmpStep:
+    """The loss scale after one optimizer step, and whether the scaler skipped that step."""
+
+    step: int
+    scale: float
+    skipped: bool
+
+
+class AmpSkips(Rule):
     """Watches the loss scale step by step.
 
     A skip is counted against the whole window (skips / amp_window), so the few skips of the
@@ -20,31 +31,26 @@ class AmpSkips:
     A scale below `amp_min_scale` means float16 overflows even unscaled: that is critical.
     """
 
+    name, accepts = "amp_skips", (AmpStep,)
+
     def __init__(self, thresholds: Thresholds) -> None:
         self.t = thresholds
-        self.window: deque[bool] = deque(maxlen=thresholds.amp_window)
-        self.skipped_total = 0
-        self._once = ReportOnce()
 
-    def observe(self, step: int, scale: float, skipped: bool) -> list[Finding]:
-        self.window.append(bool(skipped))
-        self.skipped_total += int(skipped)
-        skipped_in_window = sum(self.window)
-        evidence = {"skipped_in_window": skipped_in_window, "window": self.t.amp_window,
-                    "skipped_total": self.skipped_total, "scale": float(scale)}
-        findings = []
-        if scale < self.t.amp_min_scale:
-            findings += self._once("AMP_STEPS_SKIPPED", step, SCALE,
-                                  {**evidence, "min_scale": self.t.amp_min_scale}, Severity.CRITICAL)
-        if skipped_in_window / self.t.amp_window > self.t.amp_skip_fraction:
-            findings += self._once("AMP_STEPS_SKIPPED", step, SCALER, evidence)
-        return findings
+    def init(self) -> dict[str, Any]:
+        return {"window": (), "skipped_total": 0, "reported": frozenset()}
 
-    def state_dict(self) -> dict:
-        return {"window": list(self.window), "skipped_total": self.skipped_total,
-                "reported": self._once.state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.window = deque((bool(s) for s in state["window"]), maxlen=self.t.amp_window)
-        self.skipped_total = int(state["skipped_total"])
-        self._once = ReportOnce(state["reported"])
+    def update(self, amp: AmpStep, state: dict[str, Any]) -> tuple[list[Finding], dict[str, Any]]:
+        window = (*state["window"], bool(amp.skipped))[-self.t.amp_window:]
+        skipped_total = state["skipped_total"] + int(amp.skipped)
+        evidence = {"skipped_in_window": sum(window), "window": self.t.amp_window,
+                    "skipped_total": skipped_total, "scale": float(amp.scale)}
+        findings, reported = [], state["reported"]
+        if amp.scale < self.t.amp_min_scale:
+            found, reported = report_once(reported, "AMP_STEPS_SKIPPED", amp.step, SCALE,
+                                          {**evidence, "min_scale": self.t.amp_min_scale},
+                                          Severity.CRITICAL)
+            findings += found
+        if sum(window) / self.t.amp_window > self.t.amp_skip_fraction:
+            found, reported = report_once(reported, "AMP_STEPS_SKIPPED", amp.step, SCALER, evidence)
+            findings += found
+        return findings, {"window": window, "skipped_total": skipped_total, "reported": reported}

@@ -1,90 +1,112 @@
 """Gradient health: GRAD_NEVER_UPDATED, GRAD_VANISHING, GRAD_EXPLODING, GRAD_NORM_OUT_OF_RANGE.
 
-Pure: per-step host summaries in, findings out. Adapters feed it, every step, what they know
-for free: `observe_missing` (PyTorch: which gradients are None; a present one may still be all
-zero) or `observe_zero` (JAX: which gradients are all zero, flagged inside `jit`, so a present
-one is known to be non-zero); and `observe` on sampled steps (a full `GradSnapshot` from one
-fused device reduction).
+Pure: per-step host summaries in, findings out. Adapters feed it, every step, a `GradPresence`
+with what they know for free (PyTorch: which gradients are None, a present one may still be all
+zero; JAX: which gradients are all zero, flagged inside `jit`, so a present one is known to be
+non-zero), and on sampled steps a full `GradSnapshot` from one fused device reduction.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from ..findings import Finding
 from ..thresholds import Thresholds
-from .once import ReportOnce
+from .once import report_once
+from .rule import Rule
 from .snapshot import GradSnapshot
 
 TOTAL = "<total>"
 
 
-class GradientHealth:
-    """Stateful detector of the four gradient findings; each is reported once per place.
+@dataclass(frozen=True)
+class GradPresence:
+    """The cheap per-step view of a set of parameters' gradients.
+
+    Attributes:
+        step: the optimizer step.
+        names: parameter paths, in the order of the masks.
+        no_grad: True where the parameter got no gradient (None, or known all-zero).
+        known: True where the step says something about the parameter; elsewhere its count is
+            kept (PyTorch knows only None for free: a present gradient may still be zero).
+        group: which parameter set (e.g. the optimizer's index), when an adapter watches several.
+    """
+
+    step: int
+    names: tuple[str, ...]
+    no_grad: np.ndarray
+    known: np.ndarray
+    group: str = ""
+
+    @classmethod
+    def missing(cls, step: int, names: tuple[str, ...], missing: np.ndarray, group: str = "") -> "GradPresence":
+        """Only "gradient is None" is known; a present gradient is not evidence."""
+        return cls(step, names, missing, missing, group)
+
+    @classmethod
+    def zero(cls, step: int, names: tuple[str, ...], zero: np.ndarray, group: str = "") -> "GradPresence":
+        """Every parameter is known to have had a non-zero gradient or none."""
+        return cls(step, names, zero, np.ones_like(zero, dtype=bool), group)
+
+
+class GradientHealth(Rule):
+    """The four gradient findings, each reported once per place.
+
+    State per parameter group: the observed steps without a gradient since the last observed
+    gradient, where that run started, and the recent total norms for the band rule.
 
     Args:
-        names: parameter paths the optimizer holds, in the order of every observation.
         thresholds: rule thresholds.
     """
 
-    def __init__(self, names: tuple[str, ...], thresholds: Thresholds) -> None:
-        self.names = tuple(names)
+    name, accepts = "gradient_health", (GradPresence, GradSnapshot)
+
+    def __init__(self, thresholds: Thresholds) -> None:
         self.t = thresholds
-        # Observed steps without a gradient since the last observed gradient, per parameter.
-        self.no_grad_run = np.zeros(len(self.names), dtype=np.int64)
-        self.first_no_grad = np.full(len(self.names), -1, dtype=np.int64)
-        self.band: list[tuple[int, float]] = []
-        self._once = ReportOnce()
 
-    def observe_missing(self, step: int, missing: np.ndarray) -> list[Finding]:
-        """A step where only "gradient is None" is known; a present gradient is not evidence."""
-        self._count_no_grad(step, missing, seen=missing)
-        return self._never_updated(step)
+    def init(self) -> dict[str, Any]:
+        return {"groups": {}, "reported": frozenset()}
 
-    def observe_zero(self, step: int, no_grad: np.ndarray) -> list[Finding]:
-        """A step where every parameter is known to have had a non-zero gradient or none."""
-        self._count_no_grad(step, no_grad, seen=np.ones_like(no_grad))
-        return self._never_updated(step)
+    def update(self, summary: GradPresence | GradSnapshot,
+               state: dict[str, Any]) -> tuple[list[Finding], dict[str, Any]]:
+        group = self._group(state, summary.names, getattr(summary, "group", ""))
+        if isinstance(summary, GradPresence):
+            group = _count_no_grad(group, summary.step, summary.no_grad, summary.known)
+            findings, reported = self._never_updated(group, summary.step, state["reported"])
+        else:
+            no_grad = summary.missing | (summary.l2 == 0)
+            group = _count_no_grad(group, summary.step, no_grad, np.ones_like(no_grad))
+            findings, reported = self._never_updated(group, summary.step, state["reported"])
+            for rule in (self._vanishing, self._exploding):
+                found, reported = rule(summary, reported)
+                findings += found
+            found, reported, group = self._out_of_range(summary, group, reported)
+            findings += found
+        key = getattr(summary, "group", "")
+        return findings, {"groups": {**state["groups"], key: group}, "reported": reported}
 
-    def observe(self, snap: GradSnapshot) -> list[Finding]:
-        """A fully observed step: every rule is checked."""
-        no_grad = snap.missing | (snap.l2 == 0)
-        self._count_no_grad(snap.step, no_grad, seen=np.ones_like(no_grad))
-        findings = self._never_updated(snap.step)
-        findings += self._vanishing(snap)
-        findings += self._exploding(snap)
-        findings += self._out_of_range(snap)
-        return findings
+    @staticmethod
+    def _group(state: dict[str, Any], names: tuple[str, ...], key: str) -> dict[str, Any]:
+        group = state["groups"].get(key)
+        if group is None or tuple(group["names"]) != tuple(names):
+            n = len(names)
+            group = {"names": tuple(names), "no_grad_run": np.zeros(n, np.int64),
+                     "first_no_grad": np.full(n, -1, np.int64), "band": ()}
+        return group
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"names": list(self.names), "no_grad_run": self.no_grad_run.tolist(),
-                "first_no_grad": self.first_no_grad.tolist(), "band": list(self.band),
-                "reported": self._once.state()}
+    def _never_updated(self, group: dict[str, Any], step: int, reported: frozenset) -> tuple[list[Finding], frozenset]:
+        findings: list[Finding] = []
+        for i in np.flatnonzero(group["no_grad_run"] >= self.t.never_updated_steps):
+            found, reported = report_once(
+                reported, "GRAD_NEVER_UPDATED", int(group["first_no_grad"][i]), group["names"][i],
+                {"steps_without_gradient": int(group["no_grad_run"][i]), "last_step": step})
+            findings += found
+        return findings, reported
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        if tuple(state["names"]) != self.names:
-            raise ValueError("state_dict names do not match the watched parameters")
-        self.no_grad_run = np.asarray(state["no_grad_run"], dtype=np.int64)
-        self.first_no_grad = np.asarray(state["first_no_grad"], dtype=np.int64)
-        self.band = [(int(s), float(v)) for s, v in state["band"]]
-        self._once = ReportOnce(state["reported"])
-
-    def _count_no_grad(self, step: int, no_grad: np.ndarray, seen: np.ndarray) -> None:
-        # Unseen parameters keep their count; seen ones increment or reset.
-        start = no_grad & (self.no_grad_run == 0)
-        self.first_no_grad = np.where(start, step, self.first_no_grad)
-        self.no_grad_run = np.where(seen, np.where(no_grad, self.no_grad_run + 1, 0),
-                                    self.no_grad_run)
-
-    def _never_updated(self, step: int) -> list[Finding]:
-        hits = np.flatnonzero(self.no_grad_run >= self.t.never_updated_steps)
-        return [f for i in hits for f in self._once(
-            "GRAD_NEVER_UPDATED", int(self.first_no_grad[i]), self.names[i],
-            {"steps_without_gradient": int(self.no_grad_run[i]), "last_step": step})]
-
-    def _vanishing(self, snap: GradSnapshot) -> list[Finding]:
+    def _vanishing(self, snap: GradSnapshot, reported: frozenset) -> tuple[list[Finding], frozenset]:
         """A layer (all parameters of one module) whose mean |grad| is below the threshold.
 
         Judged per layer, not per parameter: a bias feeding BatchNorm has a ~0 gradient by
@@ -97,33 +119,45 @@ class GradientHealth:
                 continue
             mean_abs = float(np.sum(snap.mean_abs[idx] * snap.numel[idx]) / np.sum(snap.numel[idx]))
             if mean_abs < self.t.vanishing:
-                findings += self._once("GRAD_VANISHING", snap.step, layer,
-                                       {"mean_abs_grad": mean_abs, "threshold": self.t.vanishing})
-        return findings
+                found, reported = report_once(reported, "GRAD_VANISHING", snap.step, layer,
+                                              {"mean_abs_grad": mean_abs, "threshold": self.t.vanishing})
+                findings += found
+        return findings, reported
 
-    def _exploding(self, snap: GradSnapshot) -> list[Finding]:
+    def _exploding(self, snap: GradSnapshot, reported: frozenset) -> tuple[list[Finding], frozenset]:
         findings: list[Finding] = []
         total = snap.total_norm
-        if np.isfinite(total) and total > self.t.exploding:
-            findings += self._once("GRAD_EXPLODING", snap.step, TOTAL,
-                                   {"grad_norm": total, "threshold": self.t.exploding})
+        places = [(TOTAL, total)] if np.isfinite(total) and total > self.t.exploding else []
         big = np.isfinite(snap.l2) & (snap.l2 > self.t.exploding)
-        for i in np.flatnonzero(big):
-            findings += self._once("GRAD_EXPLODING", snap.step, snap.names[i],
-                                   {"grad_norm": float(snap.l2[i]), "threshold": self.t.exploding})
-        return findings
+        places += [(snap.names[i], float(snap.l2[i])) for i in np.flatnonzero(big)]
+        for where, norm in places:
+            found, reported = report_once(reported, "GRAD_EXPLODING", snap.step, where,
+                                          {"grad_norm": norm, "threshold": self.t.exploding})
+            findings += found
+        return findings, reported
 
-    def _out_of_range(self, snap: GradSnapshot) -> list[Finding]:
+    def _out_of_range(self, snap: GradSnapshot, group: dict[str, Any],
+                      reported: frozenset) -> tuple[list[Finding], frozenset, dict[str, Any]]:
         total = snap.total_norm
         if not np.isfinite(total):
-            return []
-        self.band = (self.band + [(snap.step, total)])[-self.t.norm_band_window:]
-        if len(self.band) < self.t.norm_band_window:
-            return []
-        values = np.array([v for _, v in self.band])
+            return [], reported, group
+        band = (*group["band"], (snap.step, total))[-self.t.norm_band_window:]
+        group = {**group, "band": band}
+        if len(band) < self.t.norm_band_window:
+            return [], reported, group
+        values = np.array([v for _, v in band])
         low, high = self.t.norm_band_low, self.t.norm_band_high
         if not (np.all(values < low) or np.all(values > high)):
-            return []
-        return self._once("GRAD_NORM_OUT_OF_RANGE", self.band[0][0], TOTAL, {
+            return [], reported, group
+        found, reported = report_once(reported, "GRAD_NORM_OUT_OF_RANGE", band[0][0], TOTAL, {
             "median_grad_norm": float(np.median(values)), "band_low": low, "band_high": high,
             "window": self.t.norm_band_window})
+        return found, reported, group
+
+
+def _count_no_grad(group: dict[str, Any], step: int, no_grad: np.ndarray, known: np.ndarray) -> dict[str, Any]:
+    """Unknown parameters keep their count; known ones increment or reset."""
+    run = group["no_grad_run"]
+    start = no_grad & (run == 0)
+    return {**group, "first_no_grad": np.where(start, step, group["first_no_grad"]),
+            "no_grad_run": np.where(known, np.where(no_grad, run + 1, 0), run)}

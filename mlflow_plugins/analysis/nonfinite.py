@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from ..findings import Finding
-from .once import ReportOnce
+from .once import report_once
+from .rule import Rule
 
 Source = Literal["loss", "output", "activation", "gradient", "parameter"]
 
@@ -34,22 +35,16 @@ class NonfiniteEvent:
     inf: bool = False
 
 
-class Nonfinite:
+class Nonfinite(Rule):
     """Turns located non-finite events into findings (once per place) and counts all of them."""
 
-    def __init__(self) -> None:
-        self._once = ReportOnce()
-        self.count = 0
+    name, accepts = "nonfinite", (NonfiniteEvent,)
 
-    def observe(self, event: NonfiniteEvent) -> list[Finding]:
-        self.count += 1
+    def init(self) -> dict[str, Any]:
+        return {"count": 0, "reported": frozenset()}
+
+    def update(self, event: NonfiniteEvent, state: dict[str, Any]) -> tuple[list[Finding], dict[str, Any]]:
         evidence = {"source": event.source, "dtype": event.dtype, "autocast": event.autocast,
                     "nan": event.nan, "inf": event.inf}
-        return self._once("NONFINITE", event.step, event.where, evidence)
-
-    def state_dict(self) -> dict:
-        return {"count": self.count, "reported": self._once.state()}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.count = int(state["count"])
-        self._once = ReportOnce(state["reported"])
+        findings, reported = report_once(state["reported"], "NONFINITE", event.step, event.where, evidence)
+        return findings, {"count": state["count"] + 1, "reported": reported}

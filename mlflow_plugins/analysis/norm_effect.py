@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..findings import Finding
 from ..thresholds import Thresholds
-from .once import ReportOnce
+from .once import report_once
+from .rule import Rule
 
 RECENT = 3  # rules are judged on the median of a module's last few probes
 
@@ -31,26 +32,30 @@ class NormProbe:
     cv_out: float
 
 
-class NormEffect:
+class NormEffect(Rule):
     """Judges each normalization module on the median of its recent probes."""
+
+    name, accepts = "norm_effect", (NormProbe,)
 
     def __init__(self, thresholds: Thresholds) -> None:
         self.t = thresholds
-        self.recent: dict[str, deque[NormProbe]] = defaultdict(lambda: deque(maxlen=RECENT))
-        self._once = ReportOnce()
 
-    def observe(self, probe: NormProbe) -> list[Finding]:
-        recent = self.recent[probe.module]
-        recent.append(probe)
-        findings: list[Finding] = []
-        ratios = [p.grad_ratio for p in recent if p.grad_ratio is not None]
+    def init(self) -> dict[str, Any]:
+        return {"recent": {}, "reported": frozenset()}
+
+    def update(self, probe: NormProbe, state: dict[str, Any]) -> tuple[list[Finding], dict[str, Any]]:
+        recent = (*state["recent"].get(probe.module, ()), (probe.grad_ratio, probe.cv_in, probe.cv_out))[-RECENT:]
+        findings, reported = [], state["reported"]
+        ratios = [r for r, _, _ in recent if r is not None]
         if ratios and np.isfinite(ratio := float(np.median(ratios))) and ratio < self.t.norm_grad_ratio:
-            findings += self._once("NORM_GRAD_ATTENUATION", probe.step, probe.module,
-                                   {"grad_ratio": ratio, "threshold": self.t.norm_grad_ratio})
-        cv_in = float(np.median([p.cv_in for p in recent]))
-        cv_out = float(np.median([p.cv_out for p in recent]))
+            found, reported = report_once(reported, "NORM_GRAD_ATTENUATION", probe.step, probe.module,
+                                          {"grad_ratio": ratio, "threshold": self.t.norm_grad_ratio})
+            findings += found
+        cv_in = float(np.median([c for _, c, _ in recent]))
+        cv_out = float(np.median([c for _, _, c in recent]))
         if cv_in > self.t.magnitude_cv_min and cv_out / cv_in < self.t.magnitude_cv_ratio:
-            findings += self._once("NORM_ERASES_MAGNITUDE", probe.step, probe.module, {
+            found, reported = report_once(reported, "NORM_ERASES_MAGNITUDE", probe.step, probe.module, {
                 "magnitude_cv_in": cv_in, "magnitude_cv_out": cv_out,
                 "threshold": self.t.magnitude_cv_ratio})
-        return findings
+            findings += found
+        return findings, {"recent": {**state["recent"], probe.module: recent}, "reported": reported}

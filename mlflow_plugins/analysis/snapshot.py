@@ -20,6 +20,7 @@ class GradSnapshot:
         mean_abs: per-parameter mean |gradient| (0 where missing; NaN where not measured).
         missing: True where the parameter had no gradient at all (None).
         numel: number of elements of each parameter.
+        group: which parameter set (e.g. the optimizer's index), when an adapter watches several.
     """
 
     step: int
@@ -28,6 +29,7 @@ class GradSnapshot:
     mean_abs: np.ndarray
     missing: np.ndarray
     numel: np.ndarray
+    group: str = ""
 
     @property
     def total_norm(self) -> float:

@@ -1,0 +1,160 @@
+"""`Rule`: one training-health check as a pure object, and `RuleSet`, which runs several.
+
+A rule follows optax's shape: `init()` returns its state, `update(summary, state)` returns the
+findings this summary triggers and the next state, and never mutates the state it was given.
+State is a plain value (numbers, strings, tuples, lists, dicts, sets, numpy arrays), so a
+checkpoint of the states is a checkpoint of the rules (`RuleSet.state_dict`). Built-in codes and
+a user's own are written the same way and recorded the same way.
+
+Summaries are what adapters (torch, Lightning, JAX) extract from training: `GradPresence` every
+step, `GradSnapshot` on sampled steps, `NonfiniteEvent`, `AmpStep`, `NormProbe`, and
+`MetricValue` for metrics the model logs. A rule names the summary types it reads in `accepts`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+from ..findings import Finding
+from .plain import from_plain, to_plain
+
+State = Any
+
+
+class Rule:
+    """A training-health rule: `init() -> state`, `update(summary, state) -> (findings, state)`.
+
+    Subclass it for a rule over any of the plugin's summaries (set `accepts` and `name`), or
+    build a metric rule with `Rule.metric(...)`. `update` must be pure: return a new state
+    rather than changing the one given.
+
+    Attributes:
+        name: the rule's key in checkpoints; unique among the rules of one monitor or callback.
+        accepts: the summary types `update` reads; others never reach it.
+
+    Example:
+        >>> class NoProbeSpread(Rule):
+        ...     name, accepts = "no_probe_spread", (NormProbe,)
+        ...     def init(self): return frozenset()
+        ...     def update(self, probe, seen):
+        ...         if probe.cv_in > 0 or probe.module in seen:
+        ...             return [], seen
+        ...         return [Finding("FLAT_INPUT", "info", probe.step, probe.module)], seen | {probe.module}
+    """
+
+    name: str = ""
+    accepts: tuple[type, ...] = ()
+
+    def init(self) -> State:
+        raise NotImplementedError(f"{type(self).__name__}.init")
+
+    def update(self, summary: Any, state: State) -> tuple[list[Finding], State]:
+        raise NotImplementedError(f"{type(self).__name__}.update")
+
+    @staticmethod
+    def metric(metric: str, *, code: str, below: float | None = None, above: float | None = None,
+               for_steps: int | None = None, for_epochs: int | None = None,
+               severity: str = "warning", hint: str = "", name: str | None = None) -> "Rule":
+        """A rule over a metric the model logs; see `MetricRule` for the arguments.
+
+        Example:
+            >>> Rule.metric("train/pseudo_label_rate", below=0.2, for_epochs=3,
+            ...             code="PSEUDO_LABELS_UNUSED", hint="lower the confidence threshold")
+        """
+        from .metric_rule import MetricRule
+
+        return MetricRule(metric, code=code, below=below, above=above, for_steps=for_steps,
+                          for_epochs=for_epochs, severity=severity, hint=hint, name=name)
+
+
+def check_rules(rules: object) -> list[Any]:
+    """The `rules=` argument as a list: a list (or other iterable) of rules, not one rule."""
+    if isinstance(rules, (str, bytes, Rule)) or not isinstance(rules, Iterable):
+        raise ValueError(f"rules={rules!r} is not allowed; allowed: a list of rules, e.g. "
+                         "[Rule.metric('val/acc', below=0.2, for_epochs=3, code='NOT_LEARNING')]")
+    return list(rules)
+
+
+class RuleSet:
+    """Runs rules over summaries and holds their states: the one stateful piece.
+
+    A rule that raises does not stop training or the other rules: the failure becomes a
+    `DIAGNOSTICS_FAILED` finding (once per rule), so a blind check never reads as a healthy run.
+
+    Args:
+        rules: the rules; names must be unique.
+
+    Raises:
+        ValueError: an object that is not a rule, or two rules with the same name.
+    """
+
+    def __init__(self, rules: Iterable[Any]) -> None:
+        self.rules: tuple[Any, ...] = tuple(rules)
+        for rule in self.rules:
+            _check_rule(rule)
+        names = [r.name for r in self.rules]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"rules share the name(s) {duplicates}; give each rule its own name")
+        self.states: dict[str, State] = {r.name: r.init() for r in self.rules}
+        self._by_type: dict[type, tuple[Any, ...]] = {}
+        self._failed: set[str] = set()
+
+    def accepts(self, kind: type) -> bool:
+        """Whether any rule reads summaries of this type (adapters skip work nobody reads)."""
+        return bool(self._for(kind))
+
+    def observe(self, summary: Any) -> list[Finding]:
+        """Every rule that accepts `summary` updates its state; their findings, in rule order."""
+        findings: list[Finding] = []
+        for rule in self._for(type(summary)):
+            try:
+                found, self.states[rule.name] = rule.update(summary, self.states[rule.name])
+            except Exception as error:  # noqa: BLE001 - a rule's failure must not stop training
+                findings += self._failure(rule, summary, error)
+                continue
+            findings += found
+        return findings
+
+    def state_dict(self) -> dict[str, Any]:
+        """Every rule's state as plain Python values (safe for `torch.load(weights_only=True)`)."""
+        return {"states": {name: to_plain(state) for name, state in self.states.items()},
+                "failed": sorted(self._failed)}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Restores the states of the rules present in both; a rule new since then starts fresh."""
+        for name, plain in state_dict.get("states", {}).items():
+            if name in self.states:
+                self.states[name] = from_plain(plain)
+        self._failed = set(state_dict.get("failed", ())) & set(self.states)
+
+    def _for(self, kind: type) -> tuple[Any, ...]:
+        if kind not in self._by_type:
+            self._by_type[kind] = tuple(r for r in self.rules if issubclass(kind, tuple(r.accepts)))
+        return self._by_type[kind]
+
+    def _failure(self, rule: Any, summary: Any, error: Exception) -> list[Finding]:
+        if rule.name in self._failed:
+            return []
+        self._failed.add(rule.name)
+        return [Finding.of("DIAGNOSTICS_FAILED", int(getattr(summary, "step", 0)), f"rule {rule.name}",
+                           {"error": one_line(error), "summary": type(summary).__name__})]
+
+
+def _check_rule(rule: Any) -> None:
+    missing = [a for a in ("name", "accepts", "init", "update") if not hasattr(rule, a)]
+    if missing:
+        raise ValueError(f"rules entry {rule!r} is not a rule: it lacks {missing}; subclass "
+                         "mlflow_plugins.Rule or use Rule.metric(...)")
+    if not isinstance(rule.name, str) or not rule.name:
+        raise ValueError(f"rule {type(rule).__name__} has name={rule.name!r}; allowed: a non-empty string")
+    accepts = rule.accepts
+    if not isinstance(accepts, Sequence) or not accepts or not all(isinstance(t, type) for t in accepts):
+        raise ValueError(f"rule {rule.name!r} has accepts={accepts!r}; allowed: a non-empty tuple "
+                         "of summary types, e.g. (GradSnapshot,)")
+
+
+def one_line(error: BaseException) -> str:
+    """`TypeName: first line of the message`, at most 300 characters."""
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
