@@ -186,8 +186,8 @@ class _Loop:
                                          nnx.merge(self.graphdef, b, self.rest), (x,)))
             self.step += 1
         jax.block_until_ready(self.params)
-        if self.monitor is not None and self.monitor.session.recorder is not None:
-            self.monitor.session.recorder.close()  # the block's logging is charged to it
+        if self.monitor is not None and self.monitor.session.report.recorder is not None:
+            self.monitor.session.report.recorder.close()  # the block's logging is charged to it
 
     def close(self) -> list[str]:
         if self.monitor is None:

@@ -155,7 +155,7 @@ def _drain(monitor: Any) -> None:
     Real training never waits here (only `close()` does); waiting charges every bit of logging
     work a block started to that block instead of letting it spill into the next variant's.
     """
-    recorder = monitor.session.recorder
+    recorder = monitor.session.report.recorder
     if recorder is not None:
         recorder.close()  # flush + wait; the Recorder stays usable
 

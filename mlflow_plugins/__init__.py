@@ -2,7 +2,8 @@
 
 Plain PyTorch: `watch(model, optimizer)`. Lightning: `GradientHealthCallback`,
 `AmpNanCallback`, `NormalizationEffectCallback`. JAX: `mlflow_plugins.jax` (`monitored`,
-`watch_jax`, `probe_norms`). Every diagnostic returns `Finding`s.
+`watch_jax`, `probe_norms`). Every check is a `Rule` and returns `Finding`s; users add their own
+(`Rule.metric(...)`, or a `Rule` subclass over a summary) through `rules=`.
 
 Exports load lazily: MLflow imports this package (through the run-context entry point) on
 every `import mlflow`, which must not pull in torch, Lightning or JAX.
@@ -16,6 +17,10 @@ from typing import Any
 _EXPORTS = {
     "CODES": ".findings", "Finding": ".findings", "Severity": ".findings",
     "overall_health": ".findings", "Thresholds": ".thresholds",
+    "Rule": ".analysis", "RuleSet": ".analysis", "MetricValue": ".analysis",
+    "GradSnapshot": ".analysis", "GradPresence": ".analysis", "NormProbe": ".analysis",
+    "NonfiniteEvent": ".analysis", "AmpStep": ".analysis",
+    "RunReport": ".run_record", "run_report": ".run_record",
     "AmpNanCallback": ".lightning", "GradientHealthCallback": ".lightning",
     "NormalizationEffectCallback": ".lightning",
     "L2Normalize": ".pytorch", "Monitor": ".pytorch", "TrainingStopped": ".session",

@@ -1,86 +1,156 @@
-"""What one run's diagnostics share: the findings so far, the policy, and the MLflow run."""
+"""The diagnostics loop every adapter shares: summaries in, rules judge, the run records, the
+policy decides. Plain PyTorch (`Monitor`), Lightning (the callbacks) and JAX (`JaxMonitor`)
+each hold one `Session`; they differ only in how they extract summaries from training.
+"""
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import asdict
-from typing import Any, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
-from .analysis import GradFlow
-from .findings import CODES, Finding, Severity
-from .recording import Recorder
-from .thresholds import Policy, Thresholds
+from .analysis import MetricValue, RuleSet
+from .analysis.rule import Rule, one_line
+from .findings import Finding, Severity, meaning
+from .run_record import RunReport
+from .thresholds import Policy
 
 
 class TrainingStopped(RuntimeError):
     """Raised (plain PyTorch and JAX) when policy="stop" meets a critical finding."""
 
     def __init__(self, finding: Finding) -> None:
+        what = meaning(finding.code)
         super().__init__(f"fixlab stopped training at step {finding.step}: {finding.code} at "
-                         f"{finding.where} ({CODES[finding.code].meaning}). {finding.hint}")
+                         f"{finding.where}{f' ({what})' if what else ''}. {finding.hint}")
         self.finding = finding
 
 
-def guarded(fn: Callable[[], Any], default: Any = None, *, what: str = "diagnostics") -> Any:
-    """`fn()`, except that a failure becomes a warning and `default`: diagnostics never crash
-    training. `TrainingStopped` (the user's policy) passes through."""
-    try:
-        return fn()
-    except TrainingStopped:
-        raise
-    except Exception as exc:  # noqa: BLE001
-        warnings.warn(f"fixlab: {what} failed and was skipped this step: {exc!r}", RuntimeWarning, stacklevel=3)
-        return default
+@dataclass
+class StepReport:
+    """What one watch saw on one step: summaries for the rules, metrics to log, and whether the
+    step is bad (non-finite or exploding: what `skip_step` drops)."""
+
+    summaries: list[Any] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    bad: bool = False
 
 
 class Session:
-    """Collects findings from every watch of a run and records them.
+    """One adapter's diagnostics: its rules and their states, its findings, the run's report.
 
-    New findings of severity warning or critical are announced with `warnings.warn`.
+    Args:
+        rules: the rules (or a `RuleSet` the caller keeps, e.g. restored from a checkpoint).
+        policy: on a critical finding, "warn", "skip_step" or "stop" (the adapter acts on it).
+        report: the run's shared report (`RunReport.open(...)`); released by `close`.
+        owner: the adapter's name, for warnings and DIAGNOSTICS_FAILED findings.
     """
 
-    def __init__(self, recorder: Recorder | None, policy: Policy, thresholds: Thresholds) -> None:
-        self.recorder, self.policy, self.thresholds = recorder, policy, thresholds
+    def __init__(self, rules: RuleSet | Iterable[Rule], *, policy: Policy, report: RunReport,
+                 owner: str) -> None:
+        self.rules = rules if isinstance(rules, RuleSet) else RuleSet(rules)
+        self.policy, self.report, self.owner = policy, report, owner
         self.findings: list[Finding] = []
-        self.grad_flow: GradFlow | None = None
+        self.step = 0
         self.closed = False
+        self._keys: set[tuple[str, str]] = set()
 
-    def add(self, findings: Sequence[Finding], policy: Policy | None = None) -> Finding | None:
-        """Keep new findings; with policy "stop" (the session's unless given), return the first
-        critical one."""
+    def record(self, step: int, reports: Sequence[StepReport], *,
+               policy: Policy | None = None) -> Finding | None:
+        """Logs the reports' metrics, runs the rules over their summaries and keeps the new
+        findings; returns the first critical one when the policy is "stop"."""
+        self.step = step
+        metrics: dict[str, float] = {}
+        found: list[Finding] = []
+        for report in reports:
+            metrics.update(report.metrics)
+            for summary in report.summaries:
+                found += self.rules.observe(summary)
+        self.report.log(metrics, step)
+        return self.add(found, policy=policy)
+
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int,
+                    epoch: int | None = None) -> Finding | None:
+        """The model's own metrics: logged to the run and judged by the metric rules.
+
+        Raises:
+            ValueError: `epoch` is None but a rule counts epochs of one of these metrics.
+        """
+        values = {str(k): float(v) for k, v in metrics.items()}
+        if epoch is None:
+            needs = sorted({r.metric for r in self.rules.rules
+                            if getattr(r, "per", None) == "epoch" and getattr(r, "metric", None) in values})
+            if needs:
+                raise ValueError(f"epoch=None, but rules count epochs of {needs}; pass epoch=<int>")
+        summaries = [MetricValue(k, v, step, epoch) for k, v in values.items()]
+        return self.record(step, [StepReport(summaries, values)])
+
+    def add(self, findings: Iterable[Finding], *, policy: Policy | None = None) -> Finding | None:
+        """Keeps new findings (one per code and place; a consequence of an earlier non-finite
+        value is not news) and announces those that are not info."""
         policy = policy or self.policy
         stop = None
         for f in findings:
-            if self._explained(f):
+            if f.key in self._keys or self.report.explains(f):
                 continue
+            self._keys.add(f.key)
             self.findings.append(f)
+            self.report.add(f)
             if f.severity is not Severity.INFO:
-                warnings.warn(f"fixlab: {f.code} at {f.where} (step {f.step}): "
-                              f"{CODES[f.code].meaning}", RuntimeWarning, stacklevel=3)
+                what = meaning(f.code) or f.hint
+                warnings.warn(f"fixlab: {f.code} at {f.where} (step {f.step}): {what}",
+                              RuntimeWarning, stacklevel=3)
             if stop is None and policy == "stop" and f.severity is Severity.CRITICAL:
                 stop = f
         return stop
 
-    def _explained(self, finding: Finding) -> bool:
-        """A non-finite gradient after a non-finite loss/activation is its consequence, not news."""
-        return (finding.code == "NONFINITE" and finding.evidence.get("source") == "gradient"
-                and any(f.code == "NONFINITE" and f.evidence.get("source") != "gradient"
-                        and f.step <= finding.step for f in self.findings))
-
-    def log(self, metrics: Mapping[str, float], step: int) -> None:
-        if self.recorder is not None and metrics:
-            self.recorder.log_metrics(metrics, step)
+    def guard(self, fn: Callable[[], Any], default: Any = None, *, what: str | None = None) -> Any:
+        """`fn()`, except that a failure becomes a warning, a DIAGNOSTICS_FAILED finding and
+        `default`: diagnostics never crash training, and a blind check never reads as healthy.
+        `TrainingStopped` (the user's policy) passes through."""
+        try:
+            return fn()
+        except TrainingStopped:
+            raise
+        except Exception as error:  # noqa: BLE001
+            where = what or self.owner
+            warnings.warn(f"fixlab: {where} failed and was skipped: {one_line(error)}",
+                          RuntimeWarning, stacklevel=3)
+            failure = Finding.of("DIAGNOSTICS_FAILED", self.step, where, {"error": one_line(error)})
+            try:
+                self.add([failure], policy="warn")
+            except Exception:  # noqa: BLE001 - recording the failure must not fail training either
+                pass
+            return default
 
     def flush(self) -> None:
-        if self.recorder is not None:
-            self.recorder.flush()
+        self.guard(self.report.flush, what=f"{self.owner} (sending metrics)")
 
     def close(self) -> None:
-        """Write findings, tags and the report, and wait for every metric to land. Idempotent."""
+        """Releases the run's report (the last user writes it). Idempotent."""
         if self.closed:
             return
         self.closed = True
-        if self.recorder is not None:
-            self.recorder.write_findings(self.findings, self.grad_flow,
-                                         thresholds=asdict(self.thresholds))
-            self.recorder.close()
+        try:
+            self.report.release()
+        except Exception as error:  # noqa: BLE001
+            warnings.warn(f"fixlab: writing the report failed: {one_line(error)}", RuntimeWarning,
+                          stacklevel=2)
+
+    def state_dict(self) -> dict[str, Any]:
+        """The rules' states and the findings so far, as plain values."""
+        return {"rules": self.rules.state_dict(), "findings": [f.to_dict() for f in self.findings],
+                "step": self.step}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continues from `state_dict()`: rules where they were, findings not announced again."""
+        self.rules.load_state_dict(state.get("rules", {}))
+        self.restore_findings(Finding.from_dict(d) for d in state.get("findings", []))
+        self.step = int(state.get("step", self.step))
+
+    def restore_findings(self, findings: Iterable[Finding]) -> None:
+        for f in findings:
+            if f.key not in self._keys:
+                self._keys.add(f.key)
+                self.findings.append(f)
+                self.report.add(f)

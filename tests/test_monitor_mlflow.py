@@ -115,10 +115,36 @@ def test_bad_arguments_name_the_argument(kwargs, message):
         mlflow_plugins.watch(model, torch.optim.SGD(model.parameters(), 0.1), **kwargs)
 
 
-@pytest.mark.parametrize("kwargs,message", [k for k in BAD_ARGUMENTS if "norm_modules" not in k[0]])
+def _owner(kwargs):
+    """The callback that declares this argument: each validates only its own."""
+    if any(k.startswith("amp_") for k in kwargs):
+        return AmpNanCallback
+    return GradientHealthCallback
+
+
+@pytest.mark.parametrize("kwargs,message", [k for k in BAD_ARGUMENTS
+                                            if "norm_modules" not in k[0] and "explodin" not in k[0]])
 def test_bad_callback_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):
-        GradientHealthCallback(**kwargs)
+        _owner(kwargs)(**kwargs)
+
+
+@pytest.mark.parametrize("cls,kwargs", [
+    (GradientHealthCallback, {"amp_window": 5}),  # another callback's threshold
+    (GradientHealthCallback, {"explodin": 5.0}),
+    (AmpNanCallback, {"exploding": 5.0}),
+    (NormalizationEffectCallback, {"vanishing": 1e-3}),
+])
+def test_callbacks_reject_arguments_they_do_not_declare(cls, kwargs):
+    with pytest.raises(TypeError, match=f"unexpected keyword argument '{next(iter(kwargs))}'"):
+        cls(**kwargs)
+
+
+@pytest.mark.parametrize("cls", [GradientHealthCallback, AmpNanCallback, NormalizationEffectCallback])
+def test_two_instances_have_their_own_state_key(cls):
+    defaults, other = cls(), cls(rules=[mlflow_plugins.Rule.metric("val/acc", below=0.1, code="LOW_ACC")])
+    assert defaults.state_key.startswith(cls.__name__) and defaults.state_key != other.state_key
+    assert cls().state_key == defaults.state_key  # stable: a resume finds its state
 
 
 def test_watch_rejects_wrong_types():
@@ -142,6 +168,6 @@ def test_hook_failure_does_not_crash_training(tracking_uri):
     opt = torch.optim.SGD(model.parameters(), 0.1)
     with mlflow_plugins.watch(model, opt, log_every=1) as monitor:
         monitor.grads.stats.params.append("not a parameter")  # break the watch from inside
-        with pytest.warns(RuntimeWarning, match="diagnostics failed"):
+        with pytest.warns(RuntimeWarning, match="watch\\(\\) failed and was skipped"):
             model(torch.randn(4, 16)).sum().backward()
             opt.step()

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ..analysis import GradFlow, GradientHealth, Nonfinite, NonfiniteEvent, NormEffect
+from ..analysis.rule import check_rules
+from ..analysis import (GradFlow, GradPresence, NonfiniteEvent, Rule, builtin_rules, grad_metrics,
+                        probe_metrics)
 from ..findings import Finding
 from ..recording import Recorder
-from ..session import Session, TrainingStopped, guarded
+from ..run_record import RunReport
+from ..session import Session, StepReport, TrainingStopped
 from ..thresholds import Thresholds, check_log_every, check_policy
 from .locate import locate_nonfinite
-from ..analysis import grad_metrics, probe_metrics
 from .readout import ParamTable, find_state, grad_snapshot, norm_probes, probe_cvs
 from .transform import INF, NAN, ZERO, MonitoredState
 
@@ -39,21 +41,27 @@ class JaxMonitor:
     Per step, `observe` costs one small device copy and, one step late (so that async dispatch
     is never stalled), one host read of an int8 vector: the non-finite check (NONFINITE, with a
     re-run of the failing batch to name the module) and the all-zero check (GRAD_NEVER_UPDATED)
-    of every parameter. Every `log_every` steps it reads the whole statistics pytree and the
-    normalization probes' intermediates in one `jax.device_get`: gradient health, gradient flow,
-    normalization effect, and the metrics.
+    of every parameter. Every `log_every` steps (the optimizer's, read from its state) it reads
+    the whole statistics pytree and the normalization probes' intermediates in one
+    `jax.device_get`: gradient health, gradient flow, normalization effect, and the metrics.
+
+    Works with a hand-split loop (`params, opt_state = ...`) and with Flax's own
+    `nnx.Optimizer(model, monitored(tx), wrt=nnx.Param)`: pass `optimizer.opt_state`.
 
     Args:
-        params: the parameter pytree the optimizer updates (e.g. `nnx.split(model, nnx.Param,
-            ...)[1]`, after `probe_norms`), for parameter names, sizes and dtypes.
-        log_every: steps between full statistics and metric flushes; the same as
-            `monitored(log_every=...)`, which samples mean |grad| and the probes on those steps.
-        policy: on a critical finding, "warn" (default), "skip_step" (needs
-            `monitored(inner, skip_step=True)`, which zeroes non-finite updates inside `jit`) or
-            "stop" (raise `TrainingStopped` from `observe`).
+        params: the parameter pytree the optimizer updates (e.g. `nnx.state(model, nnx.Param)`
+            after `probe_norms`), for parameter names, sizes and dtypes.
+        log_every: None (default) reads it from the optimizer's `monitored(log_every=...)`; a
+            value must equal it.
+        policy: on a critical finding, "warn", "skip_step" (needs `monitored(inner,
+            skip_step=True)`, which zeroes non-finite updates inside `jit`) or "stop" (raise
+            `TrainingStopped` from `observe`). None (default) reads it from the optimizer:
+            "skip_step" if it was built with `skip_step=True`, else "warn".
         every_step: judge gradient norms on every step (one sync per step; for debugging).
             Mean |grad| and the probes stay per interval (`monitored(log_every=1)` to have them
             every step), and so do per-parameter and per-module metrics.
+        rules: the user's own rules, judged beside the built-in ones; feed metric rules with
+            `log_metrics`.
         run_id / tracking_uri: the MLflow run; default the active run, then `MLFLOW_RUN_ID`;
             without one the monitor still collects `findings`.
         **thresholds: rule thresholds, see `Thresholds`.
@@ -72,20 +80,20 @@ class JaxMonitor:
         >>> [f.code for f in monitor.findings]
     """
 
-    def __init__(self, params: Any, *, log_every: int = 50, policy: str = "warn",
-                 every_step: bool = False, run_id: str | None = None,
+    def __init__(self, params: Any, *, log_every: int | None = None, policy: str | None = None,
+                 every_step: bool = False, rules: Iterable[Rule] = (), run_id: str | None = None,
                  tracking_uri: str | None = None, **thresholds: float) -> None:
         self.t = Thresholds.from_kwargs(thresholds)
-        self.policy = check_policy(policy)
-        self.log_every = check_log_every(log_every)
+        self.policy = None if policy is None else check_policy(policy)
+        self.log_every = None if log_every is None else check_log_every(log_every)
         self.every_step = bool(every_step)
         self.table = ParamTable.of(params)
-        self.health = GradientHealth(self.table.names, self.t)
         self.flow = GradFlow()
-        self.nonfinite = Nonfinite()
-        self.norms = NormEffect(self.t)
-        self.session = Session(Recorder.resolve(run_id, tracking_uri), self.policy, self.t)
-        self.session.grad_flow = self.flow
+        report = RunReport.open(Recorder.resolve(run_id, tracking_uri))
+        self.session = Session([*builtin_rules(self.t), *check_rules(rules)], policy=self.policy or "warn",
+                               report=report, owner="watch_jax()")
+        report.use_grad_flow(self.flow)
+        report.use_thresholds(self.t)
         self._pending: _Pending | None = None
         self._located: NonfiniteEvent | None = None
         self._reruns = 0
@@ -102,7 +110,7 @@ class JaxMonitor:
 
         Args:
             step: the step number, from 0 (metrics and findings are recorded at it).
-            opt_state: the optimizer state the step returned.
+            opt_state: the optimizer state the step returned (or `nnx.Optimizer.opt_state`).
             intermediates: what the forward sowed (`nnx.pop(model, nnx.Intermediate)`), for the
                 normalization probes; None without probes.
             locate: returns `(model, args)`: the model merged with the parameters from *before*
@@ -111,7 +119,7 @@ class JaxMonitor:
 
         Raises:
             ValueError: `step` is not an integer >= 0, `opt_state` holds no `monitored` state,
-                or that state does not match `params` or `policy`.
+                or that state does not match `params`, `log_every` or `policy`.
             TrainingStopped: policy "stop" met a critical finding.
         """
         if isinstance(step, bool) or not isinstance(step, (int, np.integer)) or step < 0:
@@ -120,26 +128,42 @@ class JaxMonitor:
         state = find_state(opt_state)
         if not self._checked:
             self._check(state)
-        findings = self._guard(self._settle, [])
-        metrics: dict[str, float] = {}
+        reports = [self.session.guard(self._settle, StepReport(), what="watch_jax() status")]
         log_step = step % self.log_every == 0
         if self.every_step or log_step:
-            judged, metrics = self._guard(lambda: self._judge(
+            reports.append(self.session.guard(lambda: self._judge(
                 step, state, intermediates=intermediates, locate=locate, log_step=log_step),
-                ([], {}))
-            findings += judged
+                StepReport(), what="watch_jax() statistics"))
         else:
             # A copy: a train step that donates `opt_state` would free the original.
             self._pending = _Pending(step, jnp.copy(state.status), locate)
-        self._record(step, findings, metrics)
+        self._stop_if(self.session.record(step, reports))
         if log_step:
-            self._guard(self.session.flush)
+            self.session.flush()
+
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int, epoch: int | None = None) -> None:
+        """Logs the model's own metrics to the run (batched) and judges them by the metric rules.
+
+        Raises:
+            ValueError: a metric rule counts epochs and `epoch` was not given.
+            TrainingStopped: policy "stop" met a critical finding.
+        """
+        self._stop_if(self.session.log_metrics(metrics, step=int(step), epoch=epoch))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The rules' states and the findings, as plain values (save it with the train state)."""
+        return {"session": self.session.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continues from `state_dict()`."""
+        self.session.load_state_dict(state["session"])
 
     def close(self) -> None:
         """Settle the last step; write findings, tags, report and the last metrics. Idempotent."""
         if self.session.closed:
             return
-        self.session.add(self._guard(self._settle, []), policy="warn")
+        last = self.session.guard(self._settle, StepReport(), what="watch_jax() status")
+        self.session.record(self.session.step, [last], policy="warn")
         self.session.close()
 
     def __enter__(self) -> "JaxMonitor":
@@ -158,27 +182,30 @@ class JaxMonitor:
                 f"opt_state's monitored() state has {n} parameters and {k} probe taps, but "
                 f"params has {len(self.table.names)} and {len(self.table.taps)}: pass watch_jax "
                 "the same parameter pytree as tx.init (after probe_norms)")
-        if int(state.log_every) != self.log_every:
+        optimizer_every = int(state.log_every)
+        if self.log_every is not None and self.log_every != optimizer_every:
             raise ValueError(f"log_every={self.log_every} differs from the optimizer's "
-                             f"monitored(log_every={int(state.log_every)}); pass the same value")
+                             f"monitored(log_every={optimizer_every}); pass the same value, or none")
+        self.log_every = optimizer_every
         if self.policy == "skip_step" and not bool(state.skip_step):
             raise ValueError("policy='skip_step' needs the optimizer built with "
                              "monitored(inner, skip_step=True)")
+        if self.policy is None:
+            self.policy = self.session.policy = "skip_step" if bool(state.skip_step) else "warn"
         self._checked = True
 
-    def _settle(self) -> list[Finding]:
+    def _settle(self) -> StepReport:
         """The previous step's status, read now that a later step has been dispatched."""
         pending, self._pending = self._pending, None
         if pending is None:
-            return []
+            return StepReport()
         status = np.asarray(pending.status)
-        findings = self._nonfinite(pending.step, status, pending.locate)
-        return findings + self.health.observe_zero(pending.step, status == ZERO)
+        return StepReport([*self._nonfinite(pending.step, status, pending.locate),
+                           GradPresence.zero(pending.step, self.table.names, status == ZERO)])
 
     def _judge(self, step: int, state: MonitoredState, *, intermediates: Any,
-               locate: Locate | None, log_step: bool) -> tuple[list[Finding], dict[str, float]]:
-        """Every rule on this step, from one host copy of the statistics and probes; the
-        findings and the metrics to log."""
+               locate: Locate | None, log_step: bool) -> StepReport:
+        """Every statistic of this step, from one host copy of the statistics and probes."""
         host = jax.device_get({"l2": state.l2, "status": state.status, "count": state.count,
                                "mean_abs": state.mean_abs, "sampled_at": state.sampled_at,
                                "taps": state.taps, "cvs": probe_cvs(intermediates)})
@@ -186,41 +213,37 @@ class JaxMonitor:
         if log_step and not sampled:
             self._warn_unsampled(step)
         snap = grad_snapshot(step, self.table, host["l2"], host["mean_abs"] if sampled else None)
-        findings = self._nonfinite(step, host["status"], locate)
         self.flow.add(snap)
-        findings += self.health.observe(snap)
-        metrics = grad_metrics(snap, per_parameter=log_step)
+        report = StepReport([*self._nonfinite(step, host["status"], locate), snap],
+                            grad_metrics(snap, per_parameter=log_step))
         probes = norm_probes(step, self.table, host["taps"], host["cvs"]) if sampled else []
-        for probe in probes:
-            findings += self.norms.observe(probe)
+        report.summaries += probes
         if log_step:
-            metrics.update(probe_metrics(probes))
-        return findings, metrics
+            report.metrics.update(probe_metrics(probes))
+        return report
 
-    def _nonfinite(self, step: int, status: np.ndarray, locate: Locate | None) -> list[Finding]:
-        """NONFINITE for a step whose gradients hold NaN/Inf: the module that produced it when a
+    def _nonfinite(self, step: int, status: np.ndarray, locate: Locate | None) -> list[NonfiniteEvent]:
+        """The event of a step whose gradients hold NaN/Inf: the module that produced it when a
         re-run finds one, else the first such parameter."""
         bad = np.flatnonzero(status >= NAN)
         if bad.size == 0:
             return []
         if self._located is None and locate is not None and self._reruns < _MAX_RERUNS:
             self._reruns += 1
-            self._located = self._guard(lambda: self._locate(step, locate))
+            self._located = self.session.guard(lambda: self._locate(step, locate),
+                                               what="watch_jax() locating a non-finite value")
         if self._located is not None:
-            return self.nonfinite.observe(replace(self._located, step=step))
+            return [replace(self._located, step=step)]
         i = int(bad[0])
-        return self.nonfinite.observe(NonfiniteEvent(
-            step, "gradient", self.table.names[i], self.table.dtypes[i], None,
-            nan=bool(status[i] == NAN), inf=bool(status[i] == INF)))
+        return [NonfiniteEvent(step, "gradient", self.table.names[i], self.table.dtypes[i], None,
+                               nan=bool(status[i] == NAN), inf=bool(status[i] == INF))]
 
     def _locate(self, step: int, locate: Locate) -> NonfiniteEvent | None:
         model, args = locate()
         return locate_nonfinite(model, tuple(args) if isinstance(args, (tuple, list)) else (args,),
                                 step)
 
-    def _record(self, step: int, findings: list[Finding], metrics: dict[str, float]) -> None:
-        self.session.log(metrics, step)
-        stop = self.session.add(findings)
+    def _stop_if(self, stop: Finding | None) -> None:
         if stop is not None:
             self.close()
             raise TrainingStopped(stop)
@@ -232,13 +255,10 @@ class JaxMonitor:
                           "it (mean |grad|, probes): count steps from 0, one observe per update",
                           RuntimeWarning, stacklevel=4)
 
-    def _guard(self, fn: Callable[[], Any], default: Any = None) -> Any:
-        """Diagnostics never crash training: a failure becomes a warning."""
-        return guarded(fn, default)
 
-def watch_jax(params: Any, *, log_every: int = 50, policy: str = "warn",
-              run_id: str | None = None, tracking_uri: str | None = None,
-              every_step: bool = False, **thresholds: float) -> JaxMonitor:
+def watch_jax(params: Any, *, log_every: int | None = None, policy: str | None = None,
+              every_step: bool = False, rules: Iterable[Rule] = (), run_id: str | None = None,
+              tracking_uri: str | None = None, **thresholds: float) -> JaxMonitor:
     """Watch a JAX/optax loop whose optimizer is `monitored(...)`; see `JaxMonitor`."""
-    return JaxMonitor(params, log_every=log_every, policy=policy, run_id=run_id,
-                      tracking_uri=tracking_uri, every_step=every_step, **thresholds)
+    return JaxMonitor(params, log_every=log_every, policy=policy, every_step=every_step,
+                      rules=rules, run_id=run_id, tracking_uri=tracking_uri, **thresholds)

@@ -11,6 +11,7 @@ from typing import Any, Mapping
 
 import jax
 import numpy as np
+from flax import nnx
 
 from ..analysis import GradSnapshot, NormProbe
 from .norm_probes import CV_NAME
@@ -54,19 +55,28 @@ class ParamTable:
 
 
 def find_state(opt_state: Any) -> MonitoredState:
-    """The `MonitoredState` inside an optimizer state (the state itself, or nested in a chain).
+    """The `MonitoredState` inside an optimizer state (the state itself, nested in a chain, or
+    held by `nnx.Optimizer`, whose `opt_state` wraps each array in an `nnx.Variable`).
 
     Raises:
         ValueError: there is none: the optimizer was not built with `monitored(...)`.
     """
     if isinstance(opt_state, MonitoredState):
-        return opt_state
+        return _unwrapped(opt_state)
     found = [x for x in jax.tree.leaves(opt_state, is_leaf=lambda x: isinstance(x, MonitoredState))
              if isinstance(x, MonitoredState)]
     if len(found) != 1:
         raise ValueError(f"opt_state holds {len(found)} MonitoredState; build the optimizer once "
                          "with mlflow_plugins.jax.monitored(inner), e.g. tx = monitored(optax.adam(1e-3))")
-    return found[0]
+    return _unwrapped(found[0])
+
+
+def _unwrapped(state: MonitoredState) -> MonitoredState:
+    """The statistics as plain arrays (the inner state is left as it is: the monitor never reads it)."""
+    def value(x: Any) -> Any:
+        return x[...] if isinstance(x, nnx.Variable) else x
+
+    return state._replace(**{f: value(getattr(state, f)) for f in state._fields if f != "inner_state"})
 
 
 def probe_cvs(intermediates: Any) -> dict[str, Any]:

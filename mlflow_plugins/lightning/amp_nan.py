@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from dataclasses import asdict
+from typing import Any, Iterable
 
 import lightning.pytorch as pl
 import torch
 
+from ..analysis import AmpSkips, Nonfinite, Rule
 from ..pytorch.amp_watch import AmpWatch
-from ..pytorch.gradient_watch import StepReport
 from ..pytorch.grad_stats import GradStats
-from ..pytorch.monitor import named_optimizer_params
 from ..pytorch.nonfinite_watch import NonfiniteWatch
+from ..pytorch.params import named_optimizer_params
+from ..session import StepReport
+from ..thresholds import Thresholds
 from .base import FixlabCallback
 
 
@@ -25,24 +28,39 @@ class AmpNanCallback(FixlabCallback):
     on. With a GradScaler (precision "16-mixed"), a falling loss scale counts skipped steps.
 
     Args:
+        amp_skip_fraction: fraction of skipped steps in a window that is AMP_STEPS_SKIPPED.
+        amp_window: steps per window.
+        amp_min_scale: a loss scale below this has collapsed (critical).
         log_every: steps between metric flushes.
         policy: "warn", "skip_step" (drop the step's gradients when any is non-finite: one more
             fused reduction per step) or "stop" (end fit without applying that step).
-        **thresholds: see `mlflow_plugins.Thresholds` (amp_*).
+        rules: the user's own rules, e.g. over `NonfiniteEvent` or `AmpStep` summaries.
+
+    Raises:
+        ValueError: an invalid argument, naming it and what is allowed.
     """
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, amp_skip_fraction: float = 0.05, amp_window: int = 100,
+                 amp_min_scale: float = 1.0, log_every: int = 50, policy: str = "warn",
+                 rules: Iterable[Rule] = ()) -> None:
+        t = Thresholds(amp_skip_fraction=amp_skip_fraction, amp_window=amp_window,
+                       amp_min_scale=amp_min_scale)
+        super().__init__(builtin=[Nonfinite(), AmpSkips(t)], thresholds=t, rules=rules,
+                         log_every=log_every, policy=policy)
         self._nonfinite: NonfiniteWatch | None = None
         self._amp: AmpWatch | None = None
         self._batch: tuple[Any, int] | None = None
         self._stats: dict[int, GradStats] = {}
 
+    def _key_fields(self) -> dict[str, Any]:
+        fields = ("amp_skip_fraction", "amp_window", "amp_min_scale")
+        return {**{k: v for k, v in asdict(self.t).items() if k in fields}, **super()._key_fields()}
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Finds the precision plugin's GradScaler, if any."""
         self._nonfinite = NonfiniteWatch(pl_module)
         scaler = getattr(trainer.precision_plugin, "scaler", None)
-        self._amp = AmpWatch(scaler, self.t) if scaler is not None else None
+        self._amp = AmpWatch(scaler) if scaler is not None else None
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: Any, batch_idx: int) -> None:
@@ -80,11 +98,6 @@ class AmpNanCallback(FixlabCallback):
             return self._nonfinite.settle(step, "loss", rerun, None, loss)
 
         self.record(trainer, StepReport(self._guard(check, [])), step)
-
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Flushes metrics every `log_every` steps."""
-        self.flush_on_log_step(trainer.global_step - 1)
 
 
 @contextlib.contextmanager

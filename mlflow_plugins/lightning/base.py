@@ -1,84 +1,157 @@
-"""What the three Lightning callbacks share: validated options and one session per trainer."""
+"""What the three Lightning callbacks share: the session loop, metric rules, checkpointed state."""
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable, Sequence
 
 import lightning.pytorch as pl
 from lightning.pytorch.loggers import MLFlowLogger
 
+from ..analysis import MetricValue, Rule, RuleSet
+from ..analysis.rule import check_rules
 from ..findings import Finding
-from ..pytorch.gradient_watch import StepReport
-from ..session import Session, guarded
 from ..recording import Recorder
+from ..run_record import RunReport
+from ..session import Session, StepReport
 from ..thresholds import Thresholds, check_log_every, check_policy
-
-_SESSION = "_fixlab_session"
 
 
 class FixlabCallback(pl.Callback):
     """Base of the fixlab callbacks; not used on its own.
 
-    Every callback attached to one trainer writes into one `Session`, so the run gets one health
-    tag and one report covering all of them. Only rank zero records.
+    Each callback keeps its rules (built-in and the user's) and their states, which travel in
+    Lightning checkpoints under its `state_key`: a resumed fit continues where the findings were.
+    All callbacks of one MLflow run write into that run's one report. Only rank zero records.
+
+    Args:
+        builtin: the built-in rules this callback judges with.
+        thresholds: validated thresholds of those rules (and the report's figure).
+        rules: the user's own rules; metric rules read `trainer.callback_metrics`.
+        log_every / policy / every_step: see the subclasses.
     """
 
-    def __init__(self, *, log_every: int = 50, policy: str = "warn", every_step: bool = False,
-                 **thresholds: float) -> None:
+    def __init__(self, *, builtin: Sequence[Rule], thresholds: Thresholds, rules: Iterable[Rule],
+                 log_every: int, policy: str, every_step: bool = False) -> None:
         super().__init__()
-        self.t = Thresholds.from_kwargs(thresholds)
+        self.t = thresholds
         self.policy = check_policy(policy)
         self.log_every = check_log_every(log_every)
-        self.every_step = bool(every_step)
-        self._findings: list[Finding] = []
+        if not isinstance(every_step, bool):
+            raise ValueError(f"every_step={every_step!r} is not allowed; allowed: True or False")
+        self.every_step = every_step
+        self.rules = RuleSet([*builtin, *check_rules(rules)])
+        # Metric rules name their metric and whether they count steps or epochs (`MetricRule`).
+        self._metric_rules = {per: {r.metric for r in self.rules.rules if getattr(r, "per", None) == per}
+                              for per in ("step", "epoch")}
         self._session: Session | None = None
+        self._trainer: pl.Trainer | None = None
+        self._epoch_done: int | None = None  # an ended epoch whose metrics are not judged yet
+        self._findings: list[Finding] = []  # between sessions: restored, or the last fit's
+
+    @property
+    def state_key(self) -> str:
+        return self._generate_state_key(**self._key_fields())
+
+    def _key_fields(self) -> dict[str, Any]:
+        """What tells two instances of one callback class apart in a checkpoint."""
+        return {"rules": sorted(r.name for r in self.rules.rules)}
 
     @property
     def findings(self) -> list[Finding]:
-        return list(self._findings)
+        return list(self._session.findings) if self._session is not None else list(self._findings)
+
+    # lifecycle -----------------------------------------------------------------------------
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage != "fit":
             return
-        session, users = getattr(trainer, _SESSION, (None, 0))
-        if session is None or session.closed:
-            session, users = Session(_recorder_for(trainer), self.policy, self.t), 0
-        setattr(trainer, _SESSION, (session, users + 1))
-        self._session = session
+        self._trainer = trainer
+        report = RunReport.open(_recorder_for(trainer))
+        report.use_thresholds(self.t)
+        self._session = Session(self.rules, policy=self.policy, report=report, owner=type(self).__name__)
+        self._session.restore_findings(self._findings)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
-        if stage != "fit" or self._session is None:
-            return
-        session, users = getattr(trainer, _SESSION, (self._session, 1))
-        setattr(trainer, _SESSION, (session, users - 1))
-        if users - 1 <= 0:
-            self._guard(session.close)
-        self._session = None
+        if stage == "fit":
+            self._close()
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:
-        if self._session is not None:
-            self._guard(self._session.close)
+        self._close()
 
-    def record(self, trainer: pl.Trainer, report: StepReport, step: int) -> bool:
-        """Log a step's report; returns True when the policy says to stop (and asks the trainer)."""
+    def state_dict(self) -> dict[str, Any]:
+        if self._trainer is not None:  # a checkpoint at an epoch's end holds that epoch's verdict
+            self._judge_epoch(self._trainer)
+        return {"rules": self.rules.state_dict(), "findings": [f.to_dict() for f in self.findings]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.rules.load_state_dict(state_dict.get("rules", {}))
+        restored = [Finding.from_dict(d) for d in state_dict.get("findings", [])]
+        if self._session is not None:
+            self._session.restore_findings(restored)
+        else:
+            self._findings = restored
+
+    # the user's metric rules ---------------------------------------------------------------
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Judges per-step metric rules; flushes metrics every `log_every` steps."""
+        step = trainer.global_step - 1
+        if self._metric_rules["step"]:
+            self._judge_metrics(trainer, self._metric_rules["step"], step, trainer.current_epoch)
+        if self._session is not None and step % self.log_every == 0:
+            self._session.flush()
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Marks the epoch to judge: the module's own epoch-end logging comes after this hook."""
+        self._epoch_done = trainer.current_epoch
+
+    def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Judges per-epoch metric rules on what the previous epoch logged."""
+        self._judge_epoch(trainer)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Judges the last epoch."""
+        self._judge_epoch(trainer)
+
+    def _judge_epoch(self, trainer: pl.Trainer) -> None:
+        epoch, self._epoch_done = self._epoch_done, None
+        if epoch is not None and self._metric_rules["epoch"]:
+            self._judge_metrics(trainer, self._metric_rules["epoch"], trainer.global_step, epoch)
+
+    def _judge_metrics(self, trainer: pl.Trainer, names: set[str], step: int, epoch: int) -> None:
+        # Only the watched metrics are read: each is a host sync.
+        metrics = trainer.callback_metrics
+        values = self._guard(lambda: [MetricValue(n, float(metrics[n]), step, epoch)
+                                      for n in sorted(names) if n in metrics], [])
+        if values:
+            self.record(trainer, StepReport(values), step)
+
+    # for the subclasses --------------------------------------------------------------------
+
+    def record(self, trainer: pl.Trainer, report: StepReport | Sequence[StepReport], step: int) -> bool:
+        """Logs a step's reports; returns True when the policy says to stop (and asks the trainer)."""
         if self._session is None:
             return False
-        self._session.log(report.metrics, step)
-        self._findings += report.findings
-        stop = self._session.add(report.findings, policy=self.policy)
+        reports = [report] if isinstance(report, StepReport) else list(report)
+        stop = self._session.record(step, reports)
         if stop is not None:
             trainer.should_stop = True
         return stop is not None
 
-    def flush_on_log_step(self, step: int) -> None:
-        """Flushes metrics every `log_every` steps (also with `every_step`: flushes are batches)."""
-        if self._session is not None and step % self.log_every == 0:
-            self._guard(self._session.flush)
-
     def _guard(self, fn: Callable[[], Any], default: Any = None) -> Any:
-        """Diagnostics never crash training: a failure becomes a warning."""
-        return guarded(fn, default, what=type(self).__name__)
+        """Diagnostics never crash training: a failure becomes a warning and a finding."""
+        if self._session is None:
+            return default
+        return self._session.guard(fn, default)
+
+    def _close(self) -> None:
+        if self._session is not None:
+            self._findings = list(self._session.findings)
+            self._session.close()
+            self._session, self._trainer = None, None
+
 
 def _recorder_for(trainer: pl.Trainer) -> Recorder | None:
     """The run of the trainer's MLFlowLogger, else the active run / MLFLOW_RUN_ID; rank zero only."""
@@ -86,6 +159,5 @@ def _recorder_for(trainer: pl.Trainer) -> Recorder | None:
         return None
     for logger in trainer.loggers:
         if isinstance(logger, MLFlowLogger) and logger.run_id is not None:
-            return Recorder(logger.run_id, logger._tracking_uri)
+            return Recorder(logger.run_id, logger.experiment.tracking_uri)
     return Recorder.resolve()
-

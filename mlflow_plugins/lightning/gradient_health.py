@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import asdict
+from typing import Any, Iterable
 
 import lightning.pytorch as pl
 import torch
 
-from ..findings import Finding
+from ..analysis import GradientHealth, Nonfinite, Rule
 from ..pytorch.gradient_watch import GradientWatch
-from ..pytorch.monitor import named_optimizer_params
+from ..pytorch.params import named_optimizer_params
+from ..thresholds import Thresholds
 from .base import FixlabCallback
 
 
@@ -17,25 +19,44 @@ class GradientHealthCallback(FixlabCallback):
     """Gradient health of every parameter an optimizer holds, checked before each step.
 
     Args:
+        never_updated_steps: K, steps without any gradient before GRAD_NEVER_UPDATED.
+        vanishing: a layer's mean |grad| below this is GRAD_VANISHING.
+        exploding: total or layer gradient norm above this is GRAD_EXPLODING.
+        norm_band_low / norm_band_high / norm_band_window: the healthy band of the total norm
+            and for how many observed steps it must be left (GRAD_NORM_OUT_OF_RANGE).
         log_every: steps between full statistics (one fused reduction) and metric flushes.
         policy: "warn", "skip_step" (drop non-finite or exploding gradients of that step) or
             "stop" (end fit after the step, without applying it).
         every_step: every statistic on every step.
-        **thresholds: see `mlflow_plugins.Thresholds`.
+        rules: the user's own rules, e.g. `Rule.metric(...)` over a logged metric.
+
+    Raises:
+        ValueError: an invalid argument, naming it and what is allowed.
 
     Example:
         >>> trainer = Trainer(callbacks=[GradientHealthCallback()], logger=MLFlowLogger(...))
     """
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, never_updated_steps: int = 3, vanishing: float = 1e-7,
+                 exploding: float = 100.0, norm_band_low: float = 0.1, norm_band_high: float = 10.0,
+                 norm_band_window: int = 10, log_every: int = 50, policy: str = "warn",
+                 every_step: bool = False, rules: Iterable[Rule] = ()) -> None:
+        t = Thresholds(never_updated_steps=never_updated_steps, vanishing=vanishing,
+                       exploding=exploding, norm_band_low=norm_band_low,
+                       norm_band_high=norm_band_high, norm_band_window=norm_band_window)
+        super().__init__(builtin=[GradientHealth(t), Nonfinite()], thresholds=t, rules=rules,
+                         log_every=log_every, policy=policy, every_step=every_step)
         self._watches: dict[int, GradientWatch] = {}
-        self._restored: list[dict[str, Any]] = []
+
+    def _key_fields(self) -> dict[str, Any]:
+        fields = ("never_updated_steps", "vanishing", "exploding", "norm_band_low",
+                  "norm_band_high", "norm_band_window")
+        return {**{k: v for k, v in asdict(self.t).items() if k in fields}, **super()._key_fields()}
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
         """Checks the gradients the optimizer is about to apply."""
-        watch = self._watch(pl_module, optimizer)
+        watch = self._watch(trainer, pl_module, optimizer)
         step = trainer.global_step
         report = self._guard(lambda: watch.before_step(step))
         if report is None:
@@ -44,27 +65,15 @@ class GradientHealthCallback(FixlabCallback):
         if report.bad and (self.policy == "skip_step" or stop):
             watch.drop_grads()
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-                           outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Flushes metrics every `log_every` steps."""
-        self.flush_on_log_step(trainer.global_step - 1)
-
-    def _watch(self, pl_module: pl.LightningModule, optimizer: torch.optim.Optimizer) -> GradientWatch:
+    def _watch(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+               optimizer: torch.optim.Optimizer) -> GradientWatch:
         if id(optimizer) not in self._watches:
+            index = next((i for i, o in enumerate(trainer.optimizers) if o is optimizer), len(self._watches))
             watch = GradientWatch(
                 named_optimizer_params(pl_module, optimizer), self.t, log_every=self.log_every,
-                every_step=self.every_step, verdict_every_step=self.policy != "warn")
-            if self._restored:  # resumed: watches come back in the order they were made
-                watch.health.load_state_dict(self._restored.pop(0))
-            if self._session is not None and self._session.grad_flow is None:
-                self._session.grad_flow = watch.flow
+                every_step=self.every_step, verdict_every_step=self.policy != "warn",
+                group=str(index) if index else "")
+            if self._session is not None:
+                self._session.report.use_grad_flow(watch.flow)
             self._watches[id(optimizer)] = watch
         return self._watches[id(optimizer)]
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"health": [w.health.state_dict() for w in self._watches.values()],
-                "findings": [f.to_dict() for f in self._findings]}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._findings = [Finding.from_dict(d) for d in state_dict.get("findings", [])]
-        self._restored = list(state_dict.get("health", []))

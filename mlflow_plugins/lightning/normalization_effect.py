@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any, Iterable
 
 import lightning.pytorch as pl
 import torch
 
+from ..analysis import NormEffect, Rule
 from ..pytorch.norm_watch import NormWatch
+from ..thresholds import Thresholds
 from .base import FixlabCallback
 
 
@@ -16,20 +19,43 @@ class NormalizationEffectCallback(FixlabCallback):
     `norm_modules`) do to the gradient and to the spread of magnitudes, on sampled steps.
 
     Args:
-        log_every: steps between probes; off those steps no hook is installed.
+        norm_grad_ratio: |grad in| / |grad out| below this is NORM_GRAD_ATTENUATION.
+        magnitude_cv_ratio / magnitude_cv_min: magnitude CV out / in below the ratio, while the
+            CV in is above the minimum, is NORM_ERASES_MAGNITUDE.
         norm_modules: extra module paths or class names to probe.
-        **kwargs: `policy`, `every_step` and thresholds, see `FixlabCallback` and `Thresholds`.
+        log_every: steps between probes; off those steps no hook is installed.
+        every_step: probe every step.
+        policy: what a critical finding of `rules` does ("warn", "stop"; the built-in
+            normalization findings are never critical).
+        rules: the user's own rules, e.g. over `NormProbe` summaries.
+
+    Raises:
+        ValueError: an invalid argument, naming it and what is allowed.
     """
 
-    def __init__(self, *, norm_modules: Iterable[str] = (), **kwargs: Any) -> None:
-        super().__init__(**kwargs)
+    def __init__(self, *, norm_grad_ratio: float = 0.1, magnitude_cv_ratio: float = 0.1,
+                 magnitude_cv_min: float = 0.2, norm_modules: Iterable[str] = (),
+                 log_every: int = 50, every_step: bool = False, policy: str = "warn",
+                 rules: Iterable[Rule] = ()) -> None:
+        t = Thresholds(norm_grad_ratio=norm_grad_ratio, magnitude_cv_ratio=magnitude_cv_ratio,
+                       magnitude_cv_min=magnitude_cv_min)
+        super().__init__(builtin=[NormEffect(t)], thresholds=t, rules=rules, log_every=log_every,
+                         policy=policy, every_step=every_step)
+        if isinstance(norm_modules, str) or not isinstance(norm_modules, Iterable):
+            raise ValueError(f"norm_modules={norm_modules!r} is not allowed; allowed: a list of "
+                             "module paths or class names, e.g. ['encoder.norm', 'ComplexLayerNorm']")
         self.norm_modules = tuple(norm_modules)
         self._watch: NormWatch | None = None
 
+    def _key_fields(self) -> dict[str, Any]:
+        fields = ("norm_grad_ratio", "magnitude_cv_ratio", "magnitude_cv_min")
+        return {**{k: v for k, v in asdict(self.t).items() if k in fields},
+                "norm_modules": list(self.norm_modules), **super()._key_fields()}
+
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Finds the normalization modules (an unknown `norm_modules` name raises here)."""
-        self._watch = NormWatch(pl_module, self.t, log_every=self.log_every,
-                                every_step=self.every_step, norm_modules=self.norm_modules)
+        self._watch = NormWatch(pl_module, log_every=self.log_every, every_step=self.every_step,
+                                norm_modules=self.norm_modules)
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: Any, batch_idx: int) -> None:
@@ -48,7 +74,7 @@ class NormalizationEffectCallback(FixlabCallback):
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
-        """Removes probes a step left armed, and flushes metrics every `log_every` steps."""
+        """Removes probes a step left armed; then metric rules and flushes (see the base)."""
         if self._watch is not None:
             self._watch.disarm()
-        self.flush_on_log_step(trainer.global_step - 1)
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)

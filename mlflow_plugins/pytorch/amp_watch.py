@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..analysis import AmpSkips
-from ..thresholds import Thresholds
-from .gradient_watch import StepReport
+from ..analysis import AmpStep
+from ..session import StepReport
 
 
 class AmpWatch:
@@ -16,9 +15,9 @@ class AmpWatch:
     Reading the scale is a host sync, but a GradScaler already syncs on every `step()`.
     """
 
-    def __init__(self, scaler: Any, thresholds: Thresholds) -> None:
+    def __init__(self, scaler: Any) -> None:
         self.scaler = scaler
-        self.analyzer = AmpSkips(thresholds)
+        self.skipped_total = 0
         # Before any step this is the scaler's init_scale, so a first-step skip is seen too.
         self._last = float(scaler.get_scale()) if scaler.is_enabled() else None
 
@@ -28,6 +27,6 @@ class AmpWatch:
         scale = float(self.scaler.get_scale())
         skipped = self._last is not None and scale < self._last
         self._last = scale
-        return StepReport(self.analyzer.observe(step, scale, skipped),
-                          {"amp/scale": scale, "amp/skipped": float(self.analyzer.skipped_total)},
-                          bad=skipped)
+        self.skipped_total += int(skipped)
+        return StepReport([AmpStep(step, scale, skipped)],
+                          {"amp/scale": scale, "amp/skipped": float(self.skipped_total)}, bad=skipped)

@@ -2,28 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 
+from ..analysis import Rule, builtin_rules
+from ..analysis.rule import check_rules
 from ..findings import Finding
 from ..recording import Recorder
+from ..run_record import RunReport
+from ..session import Session, StepReport, TrainingStopped
 from ..thresholds import Thresholds, check_log_every, check_policy
 from .amp_watch import AmpWatch
-from .gradient_watch import GradientWatch, StepReport
+from .gradient_watch import GradientWatch
 from .locate import AutocastState
 from .nonfinite_watch import NonfiniteWatch
 from .norm_watch import NormWatch
-from ..session import Session, TrainingStopped, guarded
-
-
-def named_optimizer_params(model: torch.nn.Module,
-                           optimizer: torch.optim.Optimizer) -> list[tuple[str, torch.nn.Parameter]]:
-    """The parameters the optimizer holds, named by their path in `model` where they have one."""
-    names = {id(p): n for n, p in model.named_parameters()}
-    return [(names.get(id(p), f"param_groups.{g}.{i}"), p)
-            for g, group in enumerate(optimizer.param_groups)
-            for i, p in enumerate(group["params"])]
+from .params import named_optimizer_params
 
 
 class Monitor:
@@ -44,6 +39,8 @@ class Monitor:
             debugging). Mean |grad|, per-parameter and per-module metrics stay per interval.
         scaler: the `torch.amp.GradScaler` of the loop, to follow skipped steps.
         norm_modules: module paths or class names to probe besides the built-in normalizations.
+        rules: the user's own rules (`Rule.metric(...)` or `Rule` subclasses), judged beside
+            the built-in ones and recorded the same way; feed metric rules with `log_metrics`.
         run_id / tracking_uri: the MLflow run; default the active run, then `MLFLOW_RUN_ID`;
             without one the monitor still collects `findings`.
         **thresholds: rule thresholds, see `Thresholds`.
@@ -60,14 +57,18 @@ class Monitor:
 
     def __init__(self, model: torch.nn.Module, optimizer: torch.optim.Optimizer, *,
                  log_every: int = 50, policy: str = "warn", every_step: bool = False,
-                 scaler: Any = None, norm_modules: Iterable[str] = (), run_id: str | None = None,
-                 tracking_uri: str | None = None, **thresholds: float) -> None:
+                 scaler: Any = None, norm_modules: Iterable[str] = (), rules: Iterable[Rule] = (),
+                 run_id: str | None = None, tracking_uri: str | None = None,
+                 **thresholds: float) -> None:
         if not isinstance(model, torch.nn.Module):
             raise ValueError(f"model={type(model).__name__} is not a torch.nn.Module")
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise ValueError(f"optimizer={type(optimizer).__name__} is not a torch.optim.Optimizer")
         if scaler is not None and not hasattr(scaler, "get_scale"):
             raise ValueError(f"scaler={type(scaler).__name__} is not a torch.amp.GradScaler")
+        if isinstance(norm_modules, str):
+            raise ValueError(f"norm_modules={norm_modules!r} is not allowed; allowed: a list of module "
+                             f"paths or class names, e.g. [{norm_modules!r}]")
         self.t = Thresholds.from_kwargs(thresholds)
         self.policy = check_policy(policy)
         log_every = check_log_every(log_every)
@@ -76,11 +77,14 @@ class Monitor:
                                    log_every=log_every, every_step=bool(every_step),
                                    verdict_every_step=self.policy != "warn")
         self.nonfinite = NonfiniteWatch(model)
-        self.amp = AmpWatch(scaler, self.t) if scaler is not None else None
-        self.norms = NormWatch(model, self.t, log_every=log_every, every_step=bool(every_step),
+        self.amp = AmpWatch(scaler) if scaler is not None else None
+        self.norms = NormWatch(model, log_every=log_every, every_step=bool(every_step),
                                norm_modules=tuple(norm_modules))
-        self.session = Session(Recorder.resolve(run_id, tracking_uri), self.policy, self.t)
-        self.session.grad_flow = self.grads.flow
+        report = RunReport.open(Recorder.resolve(run_id, tracking_uri))
+        self.session = Session([*builtin_rules(self.t), *check_rules(rules)], policy=self.policy,
+                               report=report, owner="watch()")
+        report.use_grad_flow(self.grads.flow)
+        report.use_thresholds(self.t)
         self.step = 0
         self._inputs: tuple[tuple, dict] | None = None
         self._output: Any = None
@@ -96,6 +100,32 @@ class Monitor:
     @property
     def findings(self) -> list[Finding]:
         return list(self.session.findings)
+
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int | None = None,
+                    epoch: int | None = None) -> None:
+        """Logs the model's own metrics to the run (batched) and judges them by the metric rules.
+
+        Args:
+            metrics: name to value, e.g. {"train/pseudo_label_rate": 0.12}.
+            step: default the optimizer steps taken so far.
+            epoch: the epoch, which rules with `for_epochs` need.
+
+        Raises:
+            ValueError: a metric rule counts epochs and `epoch` was not given.
+            TrainingStopped: policy "stop" met a critical finding.
+        """
+        self._stop_if(self.session.log_metrics(metrics, step=self.step if step is None else int(step),
+                                               epoch=epoch))
+
+    def state_dict(self) -> dict[str, Any]:
+        """The step count, the rules' states and the findings, as plain values (checkpoint it
+        beside the model to resume diagnostics where they were)."""
+        return {"step": self.step, "session": self.session.state_dict()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Continues from `state_dict()`."""
+        self.step = int(state["step"])
+        self.session.load_state_dict(state["session"])
 
     def close(self) -> None:
         """Remove the hooks and write findings, tags, report and the last metrics. Idempotent."""
@@ -159,22 +189,24 @@ class Monitor:
     def _settle_output(self) -> StepReport:
         args, kwargs = self._inputs or ((), {})
         rerun = (lambda: self.model(*args, **kwargs)) if self._inputs is not None else None
-        findings = self._guard(lambda: self.nonfinite.settle(
+        events = self._guard(lambda: self.nonfinite.settle(
             self.step, "output", rerun, self._autocast, self._output), [])
         self._output = None
-        return StepReport(findings)
+        return StepReport(events)
 
     def _record(self, reports: list[StepReport]) -> None:
-        for r in reports:
-            self.session.log(r.metrics, self.step)
-        stop = self.session.add([f for r in reports for f in r.findings])
+        self._stop_if(self.session.record(self.step, reports))
+
+    def _stop_if(self, stop: Finding | None) -> None:
         if stop is not None:
             self.close()
             raise TrainingStopped(stop)
 
     def _guard(self, fn: Callable[[], Any], default: Any = None) -> Any:
-        """Diagnostics never crash training: a failure becomes a warning."""
-        return guarded(fn, default)
+        """Diagnostics never crash training: a failure becomes a warning and a finding."""
+        return self.session.guard(fn, default)
+
+
 
 def watch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, log_every: int = 50,
           policy: str = "warn", **kwargs: Any) -> Monitor:

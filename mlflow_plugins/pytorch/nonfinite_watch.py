@@ -7,8 +7,7 @@ from typing import Any, Callable
 
 import torch
 
-from ..analysis import Nonfinite, NonfiniteEvent
-from ..findings import Finding
+from ..analysis import NonfiniteEvent
 from .locate import AutocastState, first_tensor_problem, locate_nonfinite, nonfinite_flag
 
 
@@ -22,7 +21,6 @@ class NonfiniteWatch:
 
     def __init__(self, model: torch.nn.Module) -> None:
         self.model = model
-        self.analyzer = Nonfinite()
         self._pending: torch.Tensor | None = None
         self._first: NonfiniteEvent | None = None
 
@@ -33,8 +31,8 @@ class NonfiniteWatch:
             self._pending = flag if self._pending is None else (self._pending | flag)
 
     def settle(self, step: int, value_source: str, rerun: Callable[[], Any] | None,
-               autocast: AutocastState | None = None, value: Any = None) -> list[Finding]:
-        """Sync the queued flag once; on failure, locate the culprit and return the finding.
+               autocast: AutocastState | None = None, value: Any = None) -> list[NonfiniteEvent]:
+        """Sync the queued flag once; on failure, locate the culprit and return the event.
 
         Args:
             step: the step the value belongs to.
@@ -47,7 +45,7 @@ class NonfiniteWatch:
         if flag is None or not bool(flag):
             return []
         if self._first is not None:  # already explained: count it, do not re-run
-            return self.analyzer.observe(replace(self._first, step=step))
+            return [replace(self._first, step=step)]
         event = locate_nonfinite(self.model, rerun, step, autocast) if rerun is not None else None
         if event is None:
             problem = first_tensor_problem(value)
@@ -56,7 +54,7 @@ class NonfiniteWatch:
             event = NonfiniteEvent(step, value_source, value_source, dtype,
                                    autocast.enabled if autocast else None, nan, inf)  # type: ignore[arg-type]
         self._first = event
-        return self.analyzer.observe(event)
+        return [event]
 
     @property
     def has_pending(self) -> bool:

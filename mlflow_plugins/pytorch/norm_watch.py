@@ -1,4 +1,4 @@
-"""Normalization effect for torch: probes armed on sampled steps, judged by NormEffect."""
+"""Normalization effect for torch: probes armed on sampled steps, read into `NormProbe`s."""
 
 from __future__ import annotations
 
@@ -6,9 +6,8 @@ from typing import Iterable
 
 import torch
 
-from ..analysis import NormEffect, probe_metrics
-from ..thresholds import Thresholds
-from .gradient_watch import StepReport
+from ..analysis import probe_metrics
+from ..session import StepReport
 from .norm_probes import NormProbes, find_norm_modules
 
 
@@ -16,10 +15,9 @@ class NormWatch:
     """`arm(step)` before a step's forward (a no-op off the sampled steps); `collect(step)` after
     its backward. Off the sampled steps no hook is installed at all, so it costs nothing."""
 
-    def __init__(self, model: torch.nn.Module, thresholds: Thresholds, *, log_every: int,
-                 every_step: bool = False, norm_modules: Iterable[str] = ()) -> None:
+    def __init__(self, model: torch.nn.Module, *, log_every: int, every_step: bool = False,
+                 norm_modules: Iterable[str] = ()) -> None:
         self.probes = NormProbes(find_norm_modules(model, norm_modules))
-        self.analyzer = NormEffect(thresholds)
         self.log_every, self.every_step = log_every, every_step
 
     def arm(self, step: int) -> None:
@@ -32,8 +30,7 @@ class NormWatch:
             return report
         record = step % self.log_every == 0  # with every_step, judged each step, recorded per interval
         probes = self.probes.collect(step)
-        for probe in probes:
-            report.findings += self.analyzer.observe(probe)
+        report.summaries += probes
         if record:
             report.metrics.update(probe_metrics(probes))
         return report

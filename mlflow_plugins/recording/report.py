@@ -17,7 +17,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from ..analysis.snapshot import GradFlow
-from ..findings import CODES, Finding, Severity, overall_health
+from ..findings import Finding, Severity, meaning, overall_health
 
 # Defaults of DESIGN.md's rules, used when the caller passes no thresholds.
 _DEFAULT_THRESHOLDS = {"vanishing": 1e-7, "norm_band_low": 0.1, "norm_band_high": 10.0}
@@ -145,13 +145,14 @@ def _findings_table(findings: Sequence[Finding]) -> str:
             f"<tr><td class='where'>{html.escape(f.where)}</td>"
             f"<td class='sev' style='color:{_COLORS[f.severity.value]}'>{f.severity.value}</td>"
             f"<td>{f.step}</td><td class='ev'>{_evidence(f.evidence)}</td></tr>" for f in group)
+        what = meaning(code)  # "" for a code a user's rule defines
         blocks.append(
             f"<h3>{html.escape(code)} <span class='sev' style='color:{_COLORS[worst.value]}'>"
             f"{worst.value}</span> <span class='muted'>{len(group)} {places}, first at step "
             f"{group[0].step}</span></h3>"
-            f"<p class='muted'>{html.escape(CODES[code].meaning)}.</p>"
-            f"<p class='hint'>{html.escape(group[0].hint)}</p>"
-            "<table><tr><th>where</th><th>severity</th><th>step</th><th>evidence</th></tr>"
+            + (f"<p class='muted'>{html.escape(what)}.</p>" if what else "")
+            + (f"<p class='hint'>{html.escape(group[0].hint)}</p>" if group[0].hint else "")
+            + "<table><tr><th>where</th><th>severity</th><th>step</th><th>evidence</th></tr>"
             f"{rows}</table>")
     return "\n".join(blocks)
 

@@ -204,9 +204,9 @@ class Run:
 
 def train(model: nnx.Module, steps: int = 12, *, loss_scale: float = 1.0, lr: float = 0.05,
           probe: bool = True, donate: bool = False, locate: bool = True, spread: bool = True,
-          monitor_kwargs: dict | None = None) -> Run:
+          monitor_kwargs: dict | None = None, state: dict | None = None) -> Run:
     """The contract's training loop under `watch_jax`, SGD on `data(spread=spread)`;
-    log_every=1 unless given."""
+    log_every=1 unless given; `state` (a monitor's `state_dict()`) is restored first."""
     kwargs = {"log_every": 1, **(monitor_kwargs or {})}
     if probe:
         probe_norms(model)
@@ -217,6 +217,8 @@ def train(model: nnx.Module, steps: int = 12, *, loss_scale: float = 1.0, lr: fl
     opt_state = tx.init(params)
     x, y = data(spread=spread)
     with watch_jax(params, **kwargs) as monitor:
+        if state is not None:
+            monitor.load_state_dict(state)
         for step in range(steps):
             before = params
             params, opt_state, _, inter = step_fn(params, opt_state, rest, x, y)

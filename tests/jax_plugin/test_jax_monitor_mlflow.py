@@ -102,7 +102,7 @@ def test_params_must_have_leaves():
 
 @pytest.mark.parametrize("tx,kwargs,step,message", [
     (optax.sgd(0.1), {}, 0, "opt_state holds 0 MonitoredState"),
-    (monitored(optax.sgd(0.1), log_every=5), {}, 0,
+    (monitored(optax.sgd(0.1), log_every=5), {"log_every": 50}, 0,
      r"log_every=50 differs from the optimizer's monitored\(log_every=5\)"),
     (monitored(optax.sgd(0.1)), {"policy": "skip_step"}, 0,
      r"policy='skip_step' needs the optimizer built with monitored\(inner, skip_step=True\)"),
@@ -130,6 +130,21 @@ def test_a_failing_locate_does_not_crash_training():
     tx = monitored(optax.sgd(0.1), log_every=1)
     _, state = tx.update({"w": jnp.array([jnp.nan, 0.0, 1.0])}, tx.init(params), params)
     monitor = watch_jax(params, log_every=1)
-    with pytest.warns(RuntimeWarning, match="diagnostics failed.*no model here"):
+    with pytest.warns(RuntimeWarning, match="locating a non-finite value failed.*no model here"):
         monitor.observe(0, state, locate=locate)
-    assert [(f.where, f.evidence["source"]) for f in monitor.findings] == [("w", "gradient")]
+    by_code = {f.code: f for f in monitor.findings}
+    assert (by_code["NONFINITE"].where, by_code["NONFINITE"].evidence["source"]) == ("w", "gradient")
+    # the blind spot is on the record: the run cannot read as healthy
+    assert "no model here" in by_code["DIAGNOSTICS_FAILED"].evidence["error"]
+
+
+@pytest.mark.parametrize("skip_step", [True, False])
+def test_log_every_and_skip_step_come_from_the_optimizer(skip_step):
+    """Configured once, on `monitored`: the monitor reads both from the optimizer state."""
+    params = {"w": jnp.ones(3)}
+    tx = monitored(optax.sgd(0.1), log_every=7, skip_step=skip_step)
+    _, state = tx.update({"w": jnp.array([jnp.nan, 0.0, 1.0])}, tx.init(params), params)
+    with watch_jax(params) as monitor:
+        monitor.observe(0, state)
+    assert monitor.log_every == 7
+    assert monitor.policy == ("skip_step" if skip_step else "warn")

@@ -46,7 +46,7 @@ def test_same_magnitudes_are_not_erased():
 def test_unit_scale_layernorm_passes_gradient():
     run = train(Scaled(nnx.Rngs(0), scale=1.0), steps=4)
     assert "NORM_GRAD_ATTENUATION" not in codes(run.findings)
-    ratios = [p.grad_ratio for p in run.monitor.norms.recent["norm"]]
+    ratios = [ratio for ratio, _, _ in run.monitor.session.rules.states["norm_effect"]["recent"]["norm"]]
     assert all(0.1 < r < 10 for r in ratios)
 
 
