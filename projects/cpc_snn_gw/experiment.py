@@ -32,6 +32,7 @@ from jax_modules.cpc_snn_gw.variants import variant_config
 from mlflow_plugins.claims import claims_html, evaluate, load_claims, log_claims
 from mlflow_plugins.findings import Finding, finding_codes, overall_health
 from mlflow_plugins.jax import monitored, probe_norms, unprobe_norms, watch_jax
+from mlflow_plugins.run_record import run_report
 from mlflow_plugins.registry import register_pyfunc
 from projects.common.entry import RunSummary
 from projects.common.tracking import fixlab_tags, log_metrics_now, log_params_once, tracked_run
@@ -104,16 +105,18 @@ def train_and_evaluate(config: CpcGwConfig, progress: bool = True) -> RunSummary
             **{f"model.{k}": v for k, v in vars(model_config).items()},
         })
         log_metrics_now(run_id, {"perf/data_seconds": data_seconds, "data/generated": float(data.generated)})
-        with watch_jax(params, log_every=config.log_every, policy=config.policy, run_id=run_id) as monitor:
-            best, history = _fit(config, data, train_step, predict, params, rest, opt_state, monitor, graphdef,
-                                 task_probe, run_id, progress)
-        findings: list[Finding] = list(monitor.findings)
-        metrics = _test(config, data, predict, best, rest, run_id, history)
-        health = overall_health(findings)
-        claims = load_claims(CLAIMS_FILE).for_variant(config.variant)
-        results = evaluate(claims, {k: v for k, v in metrics.items() if v is not None})
-        log_claims(results, run_id)
-        _add_claims_to_report(run_id, findings, results)
+        with run_report(run_id) as report:  # written once, when this block ends
+            with watch_jax(params, policy=config.policy, run_id=run_id) as monitor:
+                best, history = _fit(config, data, train_step, predict, params, rest, opt_state, monitor,
+                                     graphdef, task_probe, run_id, progress)
+            findings: list[Finding] = list(monitor.findings)
+            metrics = _test(config, data, predict, best, rest, run_id, history)
+            health = overall_health(findings)
+            claims = load_claims(CLAIMS_FILE).for_variant(config.variant)
+            results = evaluate(claims, {k: v for k, v in metrics.items() if v is not None})
+            log_claims(results, run_id)
+            for title, section in _report_sections(run_id, results).items():
+                report.add_section(title, section)
         registration = _register(model_config, graphdef, best, rest, data, run_id, metrics, health)
 
     metrics = {k: v for k, v in metrics.items() if v is not None}
@@ -266,15 +269,12 @@ def gradient_story_html(histories: dict[str, list[float]]) -> str:
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>"
 
 
-def _add_claims_to_report(run_id: str, findings: list[Finding], results: list[Any]) -> None:
-    """Re-render `fixlab/report.html` with the claim verdicts and the gradient measurements."""
-    from mlflow_plugins.recording import Recorder
-
+def _report_sections(run_id: str, results: list[Any]) -> dict[str, str]:
+    """The report's project sections: the claim verdicts and the gradient measurements."""
     client = mlflow.MlflowClient()
     histories = {key: [m.value for m in client.get_metric_history(run_id, key)] for key, _ in GRADIENT_STORY}
     sections = {f"Claims of document {DOCUMENT}": claims_html(results)}
     story = gradient_story_html(histories)
     if story:
         sections["What the gradients did (the document's suspects, measured)"] = story
-    with Recorder(run_id, mlflow.get_tracking_uri()) as recorder:
-        recorder.write_findings(findings, sections=sections)
+    return sections

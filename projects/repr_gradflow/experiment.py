@@ -26,6 +26,7 @@ from mlflow_plugins import AmpNanCallback, GradientHealthCallback, Normalization
 from mlflow_plugins.claims import claims_html, evaluate, load_claims, log_claims
 from mlflow_plugins.findings import Finding, finding_codes, overall_health
 from mlflow_plugins.registry import register_checkpoint
+from mlflow_plugins.run_record import run_report
 from projects.common.entry import RunSummary
 from projects.common.tracking import (
     fixlab_tags,
@@ -103,38 +104,39 @@ def train_and_evaluate(config: ReprGradflowConfig) -> RunSummary:
             "data.n_channels": datamodule.n_channels, "net.feature_dim": module.net.feature_dim,
             **{f"n_params.{k}": v for k, v in counts.items()},  # fix 6
         })
-        with tempfile.TemporaryDirectory(prefix="repr_gradflow_") as workdir:
-            best = ModelCheckpoint(dirpath=workdir, filename="best", monitor=SELECTION_METRIC, mode="max",
-                                   save_top_k=1)
-            trainer = L.Trainer(
-                max_epochs=config.epochs, logger=lightning_logger(run), callbacks=[*diagnostics, best],
-                deterministic=True, log_every_n_steps=config.log_every, enable_model_summary=False,
-                default_root_dir=workdir, accelerator="auto", devices=1)
-            trainer.fit(module, datamodule=datamodule)
-            coverage = module.optimizer_coverage(trainer.optimizers[0])
-            param_change = _scalar(trainer.callback_metrics.get("repr/param_change"))
-            train_acc = _scalar(trainer.callback_metrics.get("train/acc"))
-            tested = trainer.test(module, datamodule=datamodule, ckpt_path=best.best_model_path or None,
-                                  verbose=False)
-        metrics = {
-            "test/acc": _scalar(tested[0].get("test/acc")) if tested else None,
-            "val/acc": _scalar(best.best_model_score),
-            "train/acc": train_acc,
-            "repr/param_change": param_change,
-            "chance/acc": 1.0 / config.n_classes,
-        }
-        log_metrics_now(run_id, {
-            "best/val_acc": metrics["val/acc"], "chance/acc": metrics["chance/acc"],
-            **{f"n_params/{k}": v for k, v in counts.items()},
-            **{f"optimizer_params/{k}": v for k, v in coverage.items()},  # fix 6: what Adam holds
-        })
+        with run_report(run_id) as report:  # written once, when this block ends
+            with tempfile.TemporaryDirectory(prefix="repr_gradflow_") as workdir:
+                best = ModelCheckpoint(dirpath=workdir, filename="best", monitor=SELECTION_METRIC, mode="max",
+                                       save_top_k=1)
+                trainer = L.Trainer(
+                    max_epochs=config.epochs, logger=lightning_logger(run), callbacks=[*diagnostics, best],
+                    deterministic=True, log_every_n_steps=config.log_every, enable_model_summary=False,
+                    default_root_dir=workdir, accelerator="auto", devices=1)
+                trainer.fit(module, datamodule=datamodule)
+                coverage = module.optimizer_coverage(trainer.optimizers[0])
+                param_change = _scalar(trainer.callback_metrics.get("repr/param_change"))
+                train_acc = _scalar(trainer.callback_metrics.get("train/acc"))
+                tested = trainer.test(module, datamodule=datamodule, ckpt_path=best.best_model_path or None,
+                                      verbose=False)
+            metrics = {
+                "test/acc": _scalar(tested[0].get("test/acc")) if tested else None,
+                "val/acc": _scalar(best.best_model_score),
+                "train/acc": train_acc,
+                "repr/param_change": param_change,
+                "chance/acc": 1.0 / config.n_classes,
+            }
+            log_metrics_now(run_id, {
+                "best/val_acc": metrics["val/acc"], "chance/acc": metrics["chance/acc"],
+                **{f"n_params/{k}": v for k, v in counts.items()},
+                **{f"optimizer_params/{k}": v for k, v in coverage.items()},  # fix 6: what Adam holds
+            })
 
-        findings: list[Finding] = [f for cb in diagnostics for f in cb.findings]
-        health = overall_health(findings)
-        claims = load_claims(CLAIMS_FILE).for_variant(config.entry_point)
-        results = evaluate(claims, {k: v for k, v in metrics.items() if v is not None})
-        log_claims(results, run_id)
-        _add_claims_to_report(run_id, findings, results)
+            findings: list[Finding] = [f for cb in diagnostics for f in cb.findings]
+            health = overall_health(findings)
+            claims = load_claims(CLAIMS_FILE).for_variant(config.entry_point)
+            results = evaluate(claims, {k: v for k, v in metrics.items() if v is not None})
+            log_claims(results, run_id)
+            report.add_section(f"Claims of document {DOCUMENT}", claims_html(results))
 
         registration = register_checkpoint(
             ReprGradflowClassifier(module.net), project=REGISTERED_MODEL, run_id=run_id,
@@ -150,10 +152,3 @@ def train_and_evaluate(config: ReprGradflowConfig) -> RunSummary:
         claims=[(r.claim.id, r.claim.expected, r.measured, r.verdict) for r in results],
         registered_version=registration.version, registration=registration.reason)
 
-
-def _add_claims_to_report(run_id: str, findings: list[Finding], results: list[Any]) -> None:
-    """Re-render `fixlab/report.html` with the claim verdicts (a report problem only warns)."""
-    from mlflow_plugins.recording import Recorder
-
-    with Recorder(run_id, mlflow.get_tracking_uri()) as recorder:
-        recorder.write_findings(findings, sections={f"Claims of document {DOCUMENT}": claims_html(results)})
