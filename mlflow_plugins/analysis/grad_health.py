@@ -72,7 +72,7 @@ class GradientHealth(Rule):
 
     def update(self, summary: GradPresence | GradSnapshot,
                state: dict[str, Any]) -> tuple[list[Finding], dict[str, Any]]:
-        group = self._group(state, summary.names, getattr(summary, "group", ""))
+        group = self._group(state, summary.names, summary.group)
         if isinstance(summary, GradPresence):
             group = _count_no_grad(group, summary.step, summary.no_grad, summary.known)
             findings, reported = self._never_updated(group, summary.step, state["reported"])
@@ -85,8 +85,7 @@ class GradientHealth(Rule):
                 findings += found
             found, reported, group = self._out_of_range(summary, group, reported)
             findings += found
-        key = getattr(summary, "group", "")
-        return findings, {"groups": {**state["groups"], key: group}, "reported": reported}
+        return findings, {"groups": {**state["groups"], summary.group: group}, "reported": reported}
 
     @staticmethod
     def _group(state: dict[str, Any], names: tuple[str, ...], key: str) -> dict[str, Any]:

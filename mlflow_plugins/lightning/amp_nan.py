@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-from dataclasses import asdict
 from typing import Any, Iterable
 
 import lightning.pytorch as pl
@@ -15,7 +14,6 @@ from ..pytorch.grad_stats import GradStats
 from ..pytorch.nonfinite_watch import NonfiniteWatch
 from ..pytorch.params import named_optimizer_params
 from ..session import StepReport
-from ..thresholds import Thresholds
 from .base import FixlabCallback
 
 
@@ -43,18 +41,14 @@ class AmpNanCallback(FixlabCallback):
     def __init__(self, *, amp_skip_fraction: float = 0.05, amp_window: int = 100,
                  amp_min_scale: float = 1.0, log_every: int = 50, policy: str = "warn",
                  rules: Iterable[Rule] = ()) -> None:
-        t = Thresholds(amp_skip_fraction=amp_skip_fraction, amp_window=amp_window,
-                       amp_min_scale=amp_min_scale)
-        super().__init__(builtin=[Nonfinite(), AmpSkips(t)], thresholds=t, rules=rules,
-                         log_every=log_every, policy=policy)
+        thresholds = dict(amp_skip_fraction=amp_skip_fraction, amp_window=amp_window,
+                          amp_min_scale=amp_min_scale)
+        super().__init__(builtin=lambda t: [Nonfinite(), AmpSkips(t)], thresholds=thresholds,
+                         rules=rules, log_every=log_every, policy=policy)
         self._nonfinite: NonfiniteWatch | None = None
         self._amp: AmpWatch | None = None
         self._batch: tuple[Any, int] | None = None
         self._stats: dict[int, GradStats] = {}
-
-    def _key_fields(self) -> dict[str, Any]:
-        fields = ("amp_skip_fraction", "amp_window", "amp_min_scale")
-        return {**{k: v for k, v in asdict(self.t).items() if k in fields}, **super()._key_fields()}
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Finds the precision plugin's GradScaler, if any."""

@@ -24,22 +24,23 @@ class FixlabCallback(pl.Callback):
     All callbacks of one MLflow run write into that run's one report. Only rank zero records.
 
     Args:
-        builtin: the built-in rules this callback judges with.
-        thresholds: validated thresholds of those rules (and the report's figure).
+        builtin: makes the built-in rules this callback judges with, from its thresholds.
+        thresholds: the thresholds this callback declares, by name (validated by `Thresholds`).
         rules: the user's own rules; metric rules read `trainer.callback_metrics`.
         log_every / policy / every_step: see the subclasses.
     """
 
-    def __init__(self, *, builtin: Sequence[Rule], thresholds: Thresholds, rules: Iterable[Rule],
-                 log_every: int, policy: str, every_step: bool = False) -> None:
+    def __init__(self, *, builtin: Callable[[Thresholds], Sequence[Rule]], thresholds: dict[str, Any],
+                 rules: Iterable[Rule], log_every: int, policy: str, every_step: bool = False) -> None:
         super().__init__()
-        self.t = thresholds
+        self.t = Thresholds(**thresholds)
+        self._own = dict(thresholds)
         self.policy = check_policy(policy)
         self.log_every = check_log_every(log_every)
         if not isinstance(every_step, bool):
             raise ValueError(f"every_step={every_step!r} is not allowed; allowed: True or False")
         self.every_step = every_step
-        self.rules = RuleSet([*builtin, *check_rules(rules)])
+        self.rules = RuleSet([*builtin(self.t), *check_rules(rules)])
         # Metric rules name their metric and whether they count steps or epochs (`MetricRule`).
         self._metric_rules = {per: {r.metric for r in self.rules.rules if getattr(r, "per", None) == per}
                               for per in ("step", "epoch")}
@@ -54,7 +55,7 @@ class FixlabCallback(pl.Callback):
 
     def _key_fields(self) -> dict[str, Any]:
         """What tells two instances of one callback class apart in a checkpoint."""
-        return {"rules": sorted(r.name for r in self.rules.rules)}
+        return {**self._own, "rules": sorted(r.name for r in self.rules.rules)}
 
     @property
     def findings(self) -> list[Finding]:

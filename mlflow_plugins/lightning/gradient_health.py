@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any, Iterable
 
 import lightning.pytorch as pl
@@ -11,7 +10,6 @@ import torch
 from ..analysis import GradientHealth, Nonfinite, Rule
 from ..pytorch.gradient_watch import GradientWatch
 from ..pytorch.params import named_optimizer_params
-from ..thresholds import Thresholds
 from .base import FixlabCallback
 
 
@@ -41,17 +39,12 @@ class GradientHealthCallback(FixlabCallback):
                  exploding: float = 100.0, norm_band_low: float = 0.1, norm_band_high: float = 10.0,
                  norm_band_window: int = 10, log_every: int = 50, policy: str = "warn",
                  every_step: bool = False, rules: Iterable[Rule] = ()) -> None:
-        t = Thresholds(never_updated_steps=never_updated_steps, vanishing=vanishing,
-                       exploding=exploding, norm_band_low=norm_band_low,
-                       norm_band_high=norm_band_high, norm_band_window=norm_band_window)
-        super().__init__(builtin=[GradientHealth(t), Nonfinite()], thresholds=t, rules=rules,
-                         log_every=log_every, policy=policy, every_step=every_step)
+        thresholds = dict(never_updated_steps=never_updated_steps, vanishing=vanishing,
+                          exploding=exploding, norm_band_low=norm_band_low,
+                          norm_band_high=norm_band_high, norm_band_window=norm_band_window)
+        super().__init__(builtin=lambda t: [GradientHealth(t), Nonfinite()], thresholds=thresholds,
+                         rules=rules, log_every=log_every, policy=policy, every_step=every_step)
         self._watches: dict[int, GradientWatch] = {}
-
-    def _key_fields(self) -> dict[str, Any]:
-        fields = ("never_updated_steps", "vanishing", "exploding", "norm_band_low",
-                  "norm_band_high", "norm_band_window")
-        return {**{k: v for k, v in asdict(self.t).items() if k in fields}, **super()._key_fields()}
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any, Iterable
 
 import lightning.pytorch as pl
@@ -10,7 +9,6 @@ import torch
 
 from ..analysis import NormEffect, Rule
 from ..pytorch.norm_watch import NormWatch
-from ..thresholds import Thresholds
 from .base import FixlabCallback
 
 
@@ -37,10 +35,10 @@ class NormalizationEffectCallback(FixlabCallback):
                  magnitude_cv_min: float = 0.2, norm_modules: Iterable[str] = (),
                  log_every: int = 50, every_step: bool = False, policy: str = "warn",
                  rules: Iterable[Rule] = ()) -> None:
-        t = Thresholds(norm_grad_ratio=norm_grad_ratio, magnitude_cv_ratio=magnitude_cv_ratio,
-                       magnitude_cv_min=magnitude_cv_min)
-        super().__init__(builtin=[NormEffect(t)], thresholds=t, rules=rules, log_every=log_every,
-                         policy=policy, every_step=every_step)
+        thresholds = dict(norm_grad_ratio=norm_grad_ratio, magnitude_cv_ratio=magnitude_cv_ratio,
+                          magnitude_cv_min=magnitude_cv_min)
+        super().__init__(builtin=lambda t: [NormEffect(t)], thresholds=thresholds, rules=rules,
+                         log_every=log_every, policy=policy, every_step=every_step)
         if isinstance(norm_modules, str) or not isinstance(norm_modules, Iterable):
             raise ValueError(f"norm_modules={norm_modules!r} is not allowed; allowed: a list of "
                              "module paths or class names, e.g. ['encoder.norm', 'ComplexLayerNorm']")
@@ -48,9 +46,7 @@ class NormalizationEffectCallback(FixlabCallback):
         self._watch: NormWatch | None = None
 
     def _key_fields(self) -> dict[str, Any]:
-        fields = ("norm_grad_ratio", "magnitude_cv_ratio", "magnitude_cv_min")
-        return {**{k: v for k, v in asdict(self.t).items() if k in fields},
-                "norm_modules": list(self.norm_modules), **super()._key_fields()}
+        return {**super()._key_fields(), "norm_modules": list(self.norm_modules)}
 
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Finds the normalization modules (an unknown `norm_modules` name raises here)."""
