@@ -8,6 +8,7 @@ normalization probes of `probe_norms`, by setting their taps (see `norm_probes`)
 
 from __future__ import annotations
 
+import functools
 from typing import Any, NamedTuple
 
 import jax
@@ -20,6 +21,8 @@ from .paths import is_tap, leaf_names
 
 # Per-parameter status codes of one update, carried in `MonitoredState.status`.
 OK, ZERO, NAN, INF = 0, 1, 2, 3
+# Squares below _TINY**2 = 2**-126 (float32's smallest normal) lose precision or flush to 0.
+_TINY = 2.0 ** -63
 
 
 class MonitoredState(NamedTuple):
@@ -56,7 +59,9 @@ def monitored(inner: optax.GradientTransformation, *, log_every: int = 50,
     """Wraps `inner` to compute gradient statistics inside `jit` and keep them in its state.
 
     Every update: per-parameter L2 norms (one fused reduction: the sums of squares are stacked,
-    then square-rooted) and a per-parameter status (all-zero, NaN, Inf). Sampled updates (every
+    then square-rooted; a finite gradient they cannot measure, of ~1e19 and more or ~1e-20 and
+    less, is measured again on a copy scaled by a power of two) and a per-parameter status
+    (all-zero, NaN, Inf) decided from the values. Sampled updates (every
     `log_every`-th, the first included) also measure the mean |grad| per parameter, which
     GRAD_VANISHING needs (on every update, that pass added ~5 % to the step of
     `benchmarks/jax_overhead.py` on CPU, against ~0.5 % sampled), and run the normalization
@@ -100,12 +105,11 @@ def monitored(inner: optax.GradientTransformation, *, log_every: int = 50,
         watched, taps = _split_indices(updates)
         leaves = jax.tree.leaves(updates)
         grads = [leaves[i] for i in watched]
-        squares = jnp.stack([jnp.sum(jnp.square(g.astype(jnp.float32))) for g in grads])
-        l2 = jnp.sqrt(squares)
-        finite = jnp.isfinite(jnp.sum(squares))  # the one-reduction non-finite check
+        l2, status, exponent = _statistics(grads)
+        finite = jnp.all(status < NAN)  # from the values, not from an overflowing sum of squares
         mean_abs, sampled_at = lax.cond(
             state.count % log_every == 0,
-            lambda: (_mean_abs(grads), state.count),
+            lambda: (_mean_abs(grads, exponent), state.count),
             lambda: (state.mean_abs, state.sampled_at))
         tap_values = jnp.stack([jnp.sum(leaves[i].astype(jnp.float32)) for i in taps]) \
             if taps else state.taps
@@ -123,7 +127,7 @@ def monitored(inner: optax.GradientTransformation, *, log_every: int = 50,
         new_updates = _with_taps(new_updates, grads=updates, params=params, taps=taps,
                                  armed=count % log_every == 0)
         return new_updates, MonitoredState(
-            inner_state=inner_state, count=count, l2=l2, status=_status(l2), mean_abs=mean_abs,
+            inner_state=inner_state, count=count, l2=l2, status=status, mean_abs=mean_abs,
             sampled_at=sampled_at, taps=tap_values, log_every=state.log_every,
             skip_step=state.skip_step)
 
@@ -137,15 +141,87 @@ def _split_indices(tree: Any) -> tuple[list[int], list[int]]:
             [i for i, n in enumerate(names) if is_tap(n)])
 
 
-def _mean_abs(grads: list[jax.Array]) -> jax.Array:
-    return jnp.stack([jnp.mean(jnp.abs(g.astype(jnp.float32))) for g in grads])
+def _parts(g: jax.Array) -> list[jax.Array]:
+    """`g` as real arrays of at least float32: itself, or its real and imaginary parts."""
+    if jnp.iscomplexobj(g):
+        dtype = jnp.promote_types(g.real.dtype, jnp.float32)
+        return [g.real.astype(dtype), g.imag.astype(dtype)]
+    return [g.astype(jnp.promote_types(g.dtype, jnp.float32))]
 
 
-def _status(l2: jax.Array) -> jax.Array:
-    """OK / ZERO / NAN / INF per parameter, from its gradient norm."""
-    code = jnp.where(l2 == 0, ZERO, OK)
-    code = jnp.where(jnp.isinf(l2), INF, code)
-    return jnp.where(jnp.isnan(l2), NAN, code).astype(jnp.int8)
+def _scaled_parts(g: jax.Array, k: jax.Array) -> list[jax.Array]:
+    """`_parts(g)` times 2**k, exactly: as two factors, each within the dtype's range."""
+    parts = _parts(g)
+    half = k // 2
+    one = jnp.ones((), parts[0].dtype)
+    return [p * jnp.ldexp(one, half) * jnp.ldexp(one, k - half) for p in parts]
+
+
+def _sum_squares(parts: list[jax.Array]) -> jax.Array:
+    """Sum of squares of real parts: |g|^2 summed, from the real and imaginary parts if complex."""
+    return sum(jnp.sum(jnp.square(p)) for p in parts)
+
+
+def _statistics(grads: list[jax.Array]) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """Per-parameter L2 norm (float32), status, and the exponent `_mean_abs` must scale by.
+
+    One fused reduction per parameter (its sum of squares) decides them all, except where it
+    cannot: Inf (overflow, or an Inf gradient) or below 2**-126 * numel (0, or squares that
+    may be subnormal or flushed to 0). Only an update with such a parameter takes, under one
+    `lax.cond`, the exact path (`_exact`), which reads max |g|.
+    """
+    squares = jnp.stack([_sum_squares(_parts(g)) for g in grads])
+    numel = jnp.asarray([max(g.size, 1) for g in grads], squares.dtype)
+    suspect = jnp.isinf(squares) | (squares < _TINY ** 2 * numel)  # False for NaN
+    plain = (jnp.sqrt(squares), jnp.where(jnp.isnan(squares), NAN, OK).astype(jnp.int8),
+             jnp.zeros(squares.shape, jnp.int32))
+    l2, status, exponent = lax.cond(jnp.any(suspect), lambda: _exact(grads, squares, suspect),
+                                    lambda: plain)
+    big = jnp.finfo(jnp.float32).max  # a finite gradient's norm saturates there, never Inf
+    return jnp.where(status == INF, l2, jnp.minimum(l2, big)).astype(jnp.float32), status, exponent
+
+
+def _exact(grads: list[jax.Array], squares: jax.Array,
+           suspect: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """`_statistics` from the values: status from max |g| (of the real and imaginary parts), and
+    the suspicious non-zero finite norms measured on copies scaled by the power of two that
+    brings max |g| into [0.5, 1) (exact; as two factors, each representable). The scaled pass
+    runs only when such a norm exists, not for all-zero gradients."""
+    amax = jnp.stack([functools.reduce(jnp.maximum, [jnp.max(jnp.abs(p), initial=0.0)
+                                                     for p in _parts(g)]) for g in grads])
+    status = _status(squares, amax)
+    extreme = suspect & (status == OK)
+    exponent = jnp.where(extreme, jnp.frexp(amax)[1], 0)  # amax = m * 2**exponent, m in [.5, 1)
+
+    def rescaled() -> jax.Array:
+        scaled = jnp.stack([_sum_squares(_scaled_parts(g, -exponent[i]))
+                            for i, g in enumerate(grads)])
+        return jnp.where(extreme, jnp.ldexp(jnp.sqrt(scaled), exponent), jnp.sqrt(squares))
+
+    l2 = lax.cond(jnp.any(extreme), rescaled, lambda: jnp.sqrt(squares))
+    return l2, status, exponent
+
+
+def _mean_abs(grads: list[jax.Array], exponent: jax.Array) -> jax.Array:
+    """Per-parameter mean |g| (|z| from the real and imaginary parts when complex), float32.
+    Where `_statistics` scaled a gradient, the mean is taken of the scaled copy (exact) and
+    scaled back, so that a finite gradient's sum cannot overflow."""
+    means = []
+    for i, g in enumerate(grads):
+        parts = _scaled_parts(g, -exponent[i])
+        mags = jnp.abs(parts[0]) if len(parts) == 1 else jnp.hypot(*parts)
+        means.append(jnp.mean(mags))
+    mean = jnp.ldexp(jnp.stack(means), exponent)
+    return jnp.where(jnp.isinf(mean), mean, jnp.minimum(mean, jnp.finfo(jnp.float32).max)
+                     ).astype(jnp.float32)
+
+
+def _status(squares: jax.Array, amax: jax.Array) -> jax.Array:
+    """OK / ZERO / NAN / INF per parameter, from its values: a NaN makes the sum of squares NaN
+    (whatever `max` does with NaN), an Inf makes max |g| Inf; all zero is max |g| == 0."""
+    code = jnp.where(amax == 0, ZERO, OK)
+    code = jnp.where(jnp.isinf(amax), INF, code)
+    return jnp.where(jnp.isnan(squares), NAN, code).astype(jnp.int8)
 
 
 def _without(tree: Any, taps: list[int]) -> Any:
