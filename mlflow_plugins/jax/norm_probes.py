@@ -55,7 +55,7 @@ def _tap_fwd(x: jax.Array, tap: jax.Array) -> tuple[jax.Array, jax.Array]:
 
 
 def _tap_bwd(tap: jax.Array, g: jax.Array) -> tuple[jax.Array, jax.Array]:
-    norm = jax.lax.cond(_armed(tap), lambda: jnp.sqrt(jnp.sum(jnp.square(g.astype(jnp.float32)))),
+    norm = jax.lax.cond(_armed(tap), lambda: jnp.sqrt(jnp.sum(_squared_magnitudes(g))),
                         lambda: jnp.zeros((), jnp.float32))
     return g, norm.astype(tap.dtype)
 
@@ -75,8 +75,9 @@ def magnitude_axes(module: nnx.Module, ndim: int) -> tuple[int, ...]:
 
 
 def magnitude_cv(x: jax.Array, axes: tuple[int, ...]) -> jax.Array:
-    """Coefficient of variation (std with ddof=1 over mean) of the magnitudes over all positions."""
-    mags = jnp.sqrt(jnp.sum(jnp.square(x.astype(jnp.float32)), axis=axes)).ravel()
+    """Coefficient of variation (std with ddof=1 over mean) of the magnitudes over all positions.
+    A magnitude is the L2 norm over `axes`, of |z| when complex."""
+    mags = jnp.sqrt(jnp.sum(_squared_magnitudes(x), axis=axes)).ravel()
     if mags.size < 2:
         return jnp.zeros((), jnp.float32)
     return jnp.std(mags, ddof=1) / jnp.maximum(jnp.mean(mags), 1e-12)
@@ -181,4 +182,12 @@ def _keep_last(_previous: tuple, value: jax.Array) -> tuple:
 
 
 def _probeable(x: Any) -> bool:
-    return isinstance(x, jax.Array) and x.ndim >= 2 and jnp.issubdtype(x.dtype, jnp.floating)
+    return isinstance(x, jax.Array) and x.ndim >= 2 and jnp.issubdtype(x.dtype, jnp.inexact)
+
+
+def _squared_magnitudes(x: jax.Array) -> jax.Array:
+    """|x|^2 elementwise in float32, from the real and imaginary parts when complex
+    (`astype(float32)` would drop the imaginary part)."""
+    if jnp.iscomplexobj(x):
+        return jnp.square(x.real.astype(jnp.float32)) + jnp.square(x.imag.astype(jnp.float32))
+    return jnp.square(x.astype(jnp.float32))

@@ -47,8 +47,9 @@ def magnitude_dims(module: torch.nn.Module, ndim: int) -> tuple[int, ...]:
 
 
 def magnitude_cv(x: torch.Tensor, dims: tuple[int, ...]) -> torch.Tensor:
-    """Coefficient of variation of magnitudes over all positions, as a device scalar."""
-    mags = torch.linalg.vector_norm(x.detach().float(), dim=dims).flatten()
+    """Coefficient of variation (std with ddof=1 over mean) of the magnitudes over all
+    positions, as a device scalar. A magnitude is the L2 norm over `dims`, of |z| when complex."""
+    mags = torch.linalg.vector_norm(_float32(x.detach()), dim=dims).flatten()
     if mags.numel() < 2:
         return torch.zeros((), device=x.device)
     return mags.std() / mags.mean().clamp_min(1e-12)
@@ -108,7 +109,8 @@ class NormProbes:
         x = args[0].view_as(args[0])
         v = self._values[name] = {}
         if x.requires_grad:
-            x.register_hook(lambda g: v.__setitem__("grad_in", torch.linalg.vector_norm(g.float())))
+            x.register_hook(
+                lambda g: v.__setitem__("grad_in", torch.linalg.vector_norm(_float32(g))))
         return (x, *args[1:])
 
     def _on_output(self, name: str, module: torch.nn.Module, inputs: Any, output: Any) -> None:
@@ -120,8 +122,13 @@ class NormProbes:
         v["cv_in"], v["cv_out"] = magnitude_cv(x, dims), magnitude_cv(output, dims)
         if output.requires_grad:
             output.register_hook(
-                lambda g: v.__setitem__("grad_out", torch.linalg.vector_norm(g.float())))
+                lambda g: v.__setitem__("grad_out", torch.linalg.vector_norm(_float32(g))))
 
 
 def _probeable(x: Any) -> bool:
-    return isinstance(x, torch.Tensor) and x.ndim >= 2 and x.is_floating_point()
+    return isinstance(x, torch.Tensor) and x.ndim >= 2 and (x.is_floating_point() or x.is_complex())
+
+
+def _float32(x: torch.Tensor) -> torch.Tensor:
+    """`x` in float32, or complex64 when complex: `.float()` would drop the imaginary part."""
+    return x.to(torch.complex64 if x.is_complex() else torch.float32)
