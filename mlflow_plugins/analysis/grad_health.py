@@ -74,6 +74,8 @@ class GradientHealth(Rule):
                state: dict[str, Any]) -> tuple[list[Finding], dict[str, Any]]:
         group = self._group(state, summary.names, summary.group)
         if isinstance(summary, GradPresence):
+            if summary.group in state["groups"] and _changes_nothing(summary, group):
+                return [], state  # the healthy step: every gradient present, no count running
             group = _count_no_grad(group, summary.step, summary.no_grad, summary.known)
             findings, reported = self._never_updated(group, summary.step, state["reported"])
         else:
@@ -152,6 +154,11 @@ class GradientHealth(Rule):
             "median_grad_norm": float(np.median(values)), "band_low": low, "band_high": high,
             "window": self.t.norm_band_window})
         return found, reported, group
+
+
+def _changes_nothing(presence: GradPresence, group: dict[str, Any]) -> bool:
+    """No parameter lacks a gradient, and no count is running that this step would reset."""
+    return not presence.no_grad.any() and (not presence.known.any() or not group["no_grad_run"].any())
 
 
 def _count_no_grad(group: dict[str, Any], step: int, no_grad: np.ndarray, known: np.ndarray) -> dict[str, Any]:
