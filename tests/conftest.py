@@ -61,3 +61,24 @@ def module_store(tmp_path_factory: pytest.TempPathFactory, _mlflow_db_template: 
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+# Slow kinds (`-m "not slow"` skips them while developing; CI runs everything): end-to-end
+# `mlflow run`, a real `mlflow server`, fresh interpreters that load a model, full training runs
+# of a project, data generation in its own process, the benchmarks' code paths.
+SLOW = (
+    "integration/",
+    "test_cpc_snn_gw_project.py::test_tiny_run", "test_cpc_snn_gw_project.py::test_same_seed",
+    "test_cpc_snn_gw_project.py::test_champion_loads", "test_cpc_snn_gw_project.py::test_missing_registered",
+    "test_registry.py::test_load_champion_matches", "test_registry_pyfunc.py::test_champion_is",
+    "gw_data/test_sim_generate.py::", "test_benchmarks_smoke.py::test_overhead_tables",
+    "test_benchmarks_smoke.py::test_logging_tables", "test_benchmarks_smoke.py::test_jax_overhead",
+    "jax_plugin/test_jax_benchmark_smoke.py::test_table", "cpc_snn_gw/test_cpcsnn_task_gradients.py::",
+    "test_repr_gradflow.py::test_same_seed", "test_cli.py::test_console_script",
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(part in item.nodeid for part in SLOW):
+            item.add_marker(pytest.mark.slow)

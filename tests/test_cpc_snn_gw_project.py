@@ -15,8 +15,10 @@ import mlflow
 import numpy as np
 import pytest
 
+from _entry import run_main
 from projects.cpc_snn_gw.config import CpcGwConfig
 from projects.cpc_snn_gw.experiment import train_and_evaluate
+from projects.cpc_snn_gw.train import main
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(n_train=64, n_val=32, n_test=64, epochs=2, batch_size=16, log_every=2)
@@ -61,16 +63,25 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("args, name, allowed", BAD, ids=[b[1] + ":" + " ".join(b[0]) for b in BAD])
-def test_bad_parameters_are_one_line_exit_2_and_no_run(args, name, allowed, tmp_path):
-    result = _script("projects.cpc_snn_gw.train", args, tmp_path)
+def _refused(result, name: str, allowed: str, store: Path) -> None:
     assert result.returncode == 2, result.stderr[-2000:]
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and f"invalid parameter {name}=" in lines[0] and allowed in lines[0], lines
-    assert not (tmp_path / "untouched.db").exists()
+    assert not store.exists()
 
 
-def test_malformed_hdf5_files_are_parameter_errors(tmp_path):
+@pytest.mark.parametrize("args, name, allowed", BAD, ids=[b[1] + ":" + " ".join(b[0]) for b in BAD])
+def test_bad_parameters_are_one_line_exit_2_and_no_run(args, name, allowed, tmp_path, monkeypatch, capsys):
+    store = tmp_path / "untouched.db"
+    _refused(run_main(main, args, store, monkeypatch, capsys), name, allowed, store)
+
+
+def test_bad_parameter_in_its_own_interpreter(tmp_path):
+    _refused(_script("projects.cpc_snn_gw.train", ["--epochs", "0"], tmp_path), "epochs", "an integer",
+             tmp_path / "untouched.db")
+
+
+def test_malformed_hdf5_files_are_parameter_errors(tmp_path, monkeypatch, capsys):
     text = tmp_path / "strain.hdf"
     text.write_text("not hdf5")
     strain = _strain_file(tmp_path / "good.hdf")
@@ -81,7 +92,7 @@ def test_malformed_hdf5_files_are_parameter_errors(tmp_path):
         (["--data_path", str(strain), "--injections_path", str(strain)], "injections_path", "tc"),
     ]
     for args, name, problem in cases:
-        result = _script("projects.cpc_snn_gw.train", args, tmp_path)
+        result = run_main(main, args, tmp_path / "untouched.db", monkeypatch, capsys)
         lines = result.stderr.strip().splitlines()
         assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
         assert f"invalid parameter {name}=" in lines[0] and problem in lines[0], lines[0]

@@ -27,7 +27,9 @@ from projects.common import (
     real,
     tracked_run,
 )
+from _entry import run_main
 from projects.repr_gradflow.config import PARAMS, ReprGradflowConfig
+from projects.repr_gradflow.train import main
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -80,18 +82,29 @@ BAD = [
 ]
 
 
-@pytest.mark.parametrize("args, name, expected", BAD, ids=[" ".join(a) for a, _, _ in BAD])
-def test_bad_parameter_exits_2_with_one_line_and_no_run(tmp_path: Path, args: list[str], name: str,
-                                                        expected: str) -> None:
-    files = _bad_files(tmp_path)
-    result = _run_script([a.format(**files) for a in args], tmp_path)
+def _one_line_exit_2_no_run(result, name: str, expected: str, store: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result.stderr
     assert len(lines) == 1, result.stderr
     assert f"{name}=" in lines[0] and expected in lines[0], lines[0]
     assert result.stdout == ""
     # Nothing touched the tracking store: no database, hence no run.
-    assert not (tmp_path / "store" / "mlflow.db").exists()
+    assert not store.exists()
+
+
+@pytest.mark.parametrize("args, name, expected", BAD, ids=[" ".join(a) for a, _, _ in BAD])
+def test_bad_parameter_exits_2_with_one_line_and_no_run(tmp_path: Path, args: list[str], name: str,
+                                                        expected: str, monkeypatch, capsys) -> None:
+    files = _bad_files(tmp_path)
+    store = tmp_path / "store" / "mlflow.db"
+    result = run_main(main, [a.format(**files) for a in args], store, monkeypatch, capsys)
+    _one_line_exit_2_no_run(result, name, expected, store)
+
+
+def test_bad_parameter_in_its_own_interpreter(tmp_path: Path) -> None:
+    """The script as `mlflow run` starts it: a fresh interpreter, exit code and stderr."""
+    result = _run_script(["--lr", "fast"], tmp_path)
+    _one_line_exit_2_no_run(result, "lr", "a finite number", tmp_path / "store" / "mlflow.db")
 
 
 def test_mlproject_defaults_are_the_config_defaults() -> None:
