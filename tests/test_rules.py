@@ -102,7 +102,11 @@ def test_rule_sets_reject_what_is_not_a_rule():
     with pytest.raises(ValueError, match=r"rules entry 'LOW' is not a rule: it lacks"):
         RuleSet(["LOW"])
     with pytest.raises(ValueError, match=r"has accepts=\(\); allowed: a non-empty tuple"):
-        RuleSet([type("NoInput", (Rule,), {"name": "no_input"})()])
+        RuleSet([type("NoInput", (Rule,), {"name": "no_input", "init": lambda self: None,
+                                           "update": lambda self, summary, state: ([], state)})()])
+    with pytest.raises(TypeError, match="abstract method"):  # a rule must say how it judges
+        type("NoUpdate", (Rule,), {"name": "no_update", "accepts": (GradSnapshot,),
+                                   "init": lambda self: None})()
 
 
 @pytest.mark.parametrize("rules,message", [

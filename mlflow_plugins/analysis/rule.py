@@ -13,6 +13,7 @@ step, `GradSnapshot` on sampled steps, `NonfiniteEvent`, `AmpStep`, `NormProbe`,
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Iterable, Sequence
 
 from ..findings import Finding
@@ -21,7 +22,7 @@ from .plain import from_plain, to_plain
 State = Any
 
 
-class Rule:
+class Rule(ABC):
     """A training-health rule: `init() -> state`, `update(summary, state) -> (findings, state)`.
 
     Subclass it for a rule over any of the plugin's summaries (set `accepts` and `name`), or
@@ -45,11 +46,13 @@ class Rule:
     name: str = ""
     accepts: tuple[type, ...] = ()
 
+    @abstractmethod
     def init(self) -> State:
-        raise NotImplementedError(f"{type(self).__name__}.init")
+        """The state before the first summary."""
 
+    @abstractmethod
     def update(self, summary: Any, state: State) -> tuple[list[Finding], State]:
-        raise NotImplementedError(f"{type(self).__name__}.update")
+        """The findings this summary triggers, and the next state (`state` is left unchanged)."""
 
     @staticmethod
     def metric(metric: str, *, code: str, below: float | None = None, above: float | None = None,
