@@ -227,6 +227,19 @@ def train(model: nnx.Module, steps: int = 12, *, loss_scale: float = 1.0, lr: fl
     return Run(monitor, params, opt_state, graphdef, rest)
 
 
+def tap_norms(probed: nnx.Module, x: jax.Array, y: jax.Array) -> tuple[float, float]:
+    """The gradients the taps of a probed module `norm` receive from the cross-entropy loss:
+    |dL/d input| and |dL/d output| as the probes measured them."""
+    graphdef, params, rest = nnx.split(probed, nnx.Param, ...)
+
+    def loss(params: Any) -> jax.Array:
+        model = nnx.merge(graphdef, params, rest)
+        return optax.softmax_cross_entropy_with_integer_labels(model(x), y).mean()
+
+    grads = jax.jit(jax.grad(loss))(params)
+    return float(grads["norm"]["norm_probe_grad_in"][...]), float(grads["norm"]["norm_probe_grad_out"][...])
+
+
 def codes(findings: list) -> set[str]:
     return {f.code for f in findings}
 
