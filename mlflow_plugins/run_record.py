@@ -8,6 +8,7 @@ once: tags, `fixlab/findings.json`, `fixlab/report.html` and the figure.
 
 from __future__ import annotations
 
+import atexit
 import threading
 from typing import Any, ClassVar, Mapping
 
@@ -115,11 +116,26 @@ class RunReport:
                                      thresholds=self.thresholds)
         self.recorder.close()
 
+    @classmethod
+    def write_unreleased(cls) -> None:
+        """Writes the reports still open (a monitor never closed): run at interpreter exit, so
+        that a forgotten `close()` does not leave a run without its findings."""
+        with cls._lock:
+            reports, cls._open = list(cls._open.values()), {}
+        for report in reports:
+            try:
+                report.write()
+            except Exception:  # noqa: BLE001 - exiting: nothing left to warn
+                pass
+
     def __enter__(self) -> "RunReport":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.release()
+
+
+atexit.register(RunReport.write_unreleased)
 
 
 def run_report(run_id: str | None = None, tracking_uri: str | None = None) -> RunReport:

@@ -308,3 +308,28 @@ def test_report_is_written_once_with_project_sections(tracking_uri, monkeypatch)
     root = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="fixlab"))
     page = (root / "report.html").read_text()
     assert "Claims of my project" in page and "GRAD_NEVER_UPDATED" in page
+
+
+def test_a_monitor_never_closed_still_writes_its_report(tracking_uri, tmp_path):
+    """A notebook-style `watch()` without `with` or `close()`: the findings reach the run at exit."""
+    import subprocess
+    import sys
+    import textwrap
+
+    client = mlflow.MlflowClient()
+    run_id = client.create_run(client.get_experiment_by_name("Default").experiment_id).info.run_id
+    script = textwrap.dedent(f"""
+        import sys, torch
+        sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import mlflow_plugins
+        from _models import NoGradBranch, data
+        model, (x, y) = NoGradBranch(), data()
+        opt = torch.optim.SGD(model.parameters(), 0.05)
+        monitor = mlflow_plugins.watch(model, opt, run_id={run_id!r}, tracking_uri={tracking_uri!r})
+        for _ in range(4):
+            opt.zero_grad(); torch.nn.functional.cross_entropy(model(x), y).backward(); opt.step()
+    """)
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    tags = client.get_run(run_id).data.tags
+    assert tags["fixlab.health"] == "critical" and "GRAD_NEVER_UPDATED" in tags["fixlab.findings"]
