@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import mlflow
-import numpy as np
 import pytest
 import torch
 
