@@ -1,8 +1,10 @@
 """The ``fixlab`` command line.
 
 Subcommands live in :data:`SUBCOMMANDS` (name -> (help, add_arguments, handler)); a handler
-takes the parsed arguments and returns the exit code. Exit codes: 0 ok, 2 bad input (an
-unknown experiment, a bad option).
+takes the parsed arguments and returns the exit code. Other packages add subcommands as
+`Subcommand` objects in the entry-point group ``fixlab.commands`` (the projects add ``resume``),
+so this package never imports them. Exit codes: 0 ok, 2 bad input (an unknown experiment, a bad
+option).
 
 Example:
     $ fixlab claims --experiment repr_gradflow
@@ -103,12 +105,26 @@ def _version() -> str:
         return "unknown"
 
 
+COMMANDS_GROUP = "fixlab.commands"
+
+
+def subcommands() -> dict[str, Subcommand]:
+    """The built-in subcommands and those other installed packages declare in ``fixlab.commands``."""
+    from importlib.metadata import entry_points
+
+    found = dict(SUBCOMMANDS)
+    for entry in entry_points(group=COMMANDS_GROUP):
+        if entry.name not in found:
+            found[entry.name] = entry.load()
+    return found
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fixlab", description="fixlab: training diagnostics "
                                      "and documented-fix reproductions tracked in MLflow")
     parser.add_argument("--version", action="version", version=f"fixlab {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, command in SUBCOMMANDS.items():
+    for name, command in subcommands().items():
         command.add_arguments(sub.add_parser(name, help=command.help, description=command.help))
     return parser
 
@@ -125,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     # Reading runs downloads small artifacts; MLflow's progress bars would bury the table.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    return SUBCOMMANDS[args.command].handler(args)
+    return subcommands()[args.command].handler(args)
 
 
 if __name__ == "__main__":

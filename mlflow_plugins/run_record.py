@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Mapping
 
 from .analysis import GradFlow
 from .findings import Finding
-from .recording import Recorder
+from .recording import LoggedSteps, Recorder
 from .recording.report import threshold_values
 
 
@@ -85,6 +85,11 @@ class RunReport:
         """Thresholds for the figure's lines and band."""
         self.thresholds.update(threshold_values(thresholds))
 
+    def resume(self) -> LoggedSteps:
+        """The run is being continued after a crash: metric points it already holds are not
+        logged again by anyone recording into this report. Returns what the run holds."""
+        return self.recorder.resume() if self.recorder is not None else LoggedSteps()
+
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         if self.recorder is not None and metrics:
             self.recorder.log_metrics(metrics, step)
@@ -92,6 +97,12 @@ class RunReport:
     def flush(self) -> None:
         if self.recorder is not None:
             self.recorder.flush()
+
+    def sync(self) -> None:
+        """Waits until every metric logged so far has reached the run (before a checkpoint is
+        taken: what the checkpoint has seen, the run holds)."""
+        if self.recorder is not None:
+            self.recorder.close()
 
     def release(self) -> None:
         """One user less: waits for the metrics logged so far to land (a user reading the run

@@ -126,6 +126,10 @@ class Session:
     def flush(self) -> None:
         self.guard(self.report.flush, what=f"{self.owner} (sending metrics)")
 
+    def sync(self) -> None:
+        """Waits until everything recorded so far has reached the run (see `RunReport.sync`)."""
+        self.guard(self.report.sync, what=f"{self.owner} (sending metrics)")
+
     def close(self) -> None:
         """Releases the run's report (the last user writes it). Idempotent."""
         if self.closed:
@@ -138,7 +142,10 @@ class Session:
                           stacklevel=2)
 
     def state_dict(self) -> dict[str, Any]:
-        """The rules' states and the findings so far, as plain values."""
+        """The rules' states and the findings so far, as plain values. A state is taken for a
+        checkpoint, so the metrics recorded so far are first made to reach the run."""
+        if not self.closed:
+            self.sync()
         return {"rules": self.rules.state_dict(), "findings": [f.to_dict() for f in self.findings],
                 "step": self.step}
 

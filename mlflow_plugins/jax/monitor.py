@@ -151,7 +151,11 @@ class JaxMonitor:
         self._stop_if(self.session.log_metrics(metrics, step=int(step), epoch=epoch))
 
     def state_dict(self) -> dict[str, Any]:
-        """The rules' states and the findings, as plain values (save it with the train state)."""
+        """The rules' states and the findings, as plain values (save it with the train state).
+        The last step observed is settled first, so the state covers every step up to it."""
+        if not self.session.closed:
+            last = self.session.guard(self._settle, StepReport(), what="watch_jax() status")
+            self._stop_if(self.session.record(self.session.step, [last]))
         return {"session": self.session.state_dict()}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:

@@ -83,6 +83,8 @@ class FixlabCallback(pl.Callback):
     def state_dict(self) -> dict[str, Any]:
         if self._trainer is not None:  # a checkpoint at an epoch's end holds that epoch's verdict
             self._judge_epoch(self._trainer)
+        if self._session is not None and not self._session.closed:
+            self._session.sync()  # what the checkpoint has seen, the run holds
         return {"rules": self.rules.state_dict(), "findings": [f.to_dict() for f in self.findings]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:

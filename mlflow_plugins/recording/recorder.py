@@ -24,6 +24,7 @@ from mlflow.entities import Metric, RunTag
 
 from ..analysis.snapshot import GradFlow
 from ..findings import Finding, finding_codes, overall_health
+from .logged_steps import LoggedSteps
 from .report import grad_flow_figure, render_report, threshold_values
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class Recorder:
         self._buffer: list[Metric] = []
         self._in_flight: deque[tuple[list[Metric], RunOperations]] = deque()
         self._lock = threading.RLock()
+        self.logged = LoggedSteps()
 
     @classmethod
     def resolve(cls, run_id: str | None = None,
@@ -85,11 +87,13 @@ class Recorder:
         """Buffers one step's metrics; sends them once a full batch has accumulated.
 
         Non-finite values are kept (MLflow stores NaN and +-Inf); a value that is not a number
-        is dropped with a warning.
+        is dropped with a warning. After `resume()`, points the run already holds are dropped.
         """
         timestamp = int(time.time() * 1000)
         points, bad = [], []
         for key, value in metrics.items():
+            if not self.logged.is_fresh(str(key), int(step)):
+                continue
             try:
                 points.append(Metric(str(key), float(value), timestamp, int(step)))
             except (TypeError, ValueError):
@@ -102,6 +106,12 @@ class Recorder:
             full = len(self._buffer) >= BATCH_SIZE
         if full:
             self.flush()
+
+    def resume(self) -> LoggedSteps:
+        """This run is being continued: from now on, drop points at or before the last step each
+        metric already has (the re-run steps after a checkpoint). Returns what the run holds."""
+        self.logged = LoggedSteps.of_run(self.run_id, self.tracking_uri)
+        return self.logged
 
     def flush(self) -> None:
         """Sends the buffer asynchronously in batches of at most `BATCH_SIZE` metrics."""
