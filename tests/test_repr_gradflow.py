@@ -17,15 +17,13 @@ from lightning_modules.repr_gradflow import (
     ReprGradflowModule,
     ReprGradflowNet,
     ReprNetConfig,
-    cached_arrays,
-    cached_motif_task,
-    default_cache_dir,
     generate_motif_task,
     load_npz,
     stratified_split,
 )
-from lightning_modules.repr_gradflow.cache import cache_path
 from lightning_modules.repr_gradflow.model import ReprGradflowClassifier
+from projects.common.data_cache import cache_path, cached_arrays
+from projects.repr_gradflow.data import CACHE_NAME, motif_task_arrays
 
 TINY = MotifTaskConfig(n_samples=24, n_classes=4, seq_len=40, n_channels=3, motif_len=8, seed=3)
 
@@ -220,61 +218,22 @@ def test_stratified_split_rejects_too_few_samples() -> None:
 # --------------------------------------------------------------------------- the cache
 
 
-def test_cache_round_trip_builds_once(tmp_path: Path) -> None:
-    calls = []
-
-    def build():
-        calls.append(1)
-        return generate_motif_task(TINY)
-
-    a = cached_arrays("t", TINY.to_dict(), build, cache_dir=tmp_path)
-    b = cached_arrays("t", TINY.to_dict(), build, cache_dir=tmp_path)
-    assert len(calls) == 1
-    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
-    assert cache_path("t", TINY.to_dict(), tmp_path).is_file()
-    other = {**TINY.to_dict(), "seed": 9}
-    assert cache_path("t", other, tmp_path) != cache_path("t", TINY.to_dict(), tmp_path)
-
-
-def _corrupt_garbage(path: Path) -> None:
-    path.write_bytes(b"not an npz at all")
-
-
-def _corrupt_truncated(path: Path) -> None:
-    path.write_bytes(path.read_bytes()[:200])
-
-
-def _corrupt_contents(path: Path) -> None:
-    with np.load(path) as f:
-        x, y, meta = f["X"].copy(), f["y"], f["meta"]
-    x[0, 0, 0] += 1.0  # a valid archive whose data no longer matches its digest
-    np.savez(path, X=x, y=y, meta=meta)
-
-
-def _corrupt_missing_key(path: Path) -> None:
-    with np.load(path) as f:
-        x = f["X"]
-    np.savez(path, X=x)
-
-
-@pytest.mark.parametrize("corrupt", [_corrupt_garbage, _corrupt_truncated, _corrupt_contents, _corrupt_missing_key])
-def test_corrupt_cache_entry_is_regenerated(tmp_path: Path, corrupt) -> None:
-    expected = cached_motif_task(TINY, tmp_path)
-    path = cache_path("repr_gradflow_motifs", TINY.to_dict(), tmp_path)
-    corrupt(path)
-    with pytest.warns(UserWarning, match="is invalid .*regenerating"):
-        x, y = cached_motif_task(TINY, tmp_path)
+def test_motif_task_is_cached_by_its_config(tmp_path: Path) -> None:
+    x, y = motif_task_arrays(TINY, str(tmp_path))
+    expected = generate_motif_task(TINY)
     assert np.array_equal(x, expected[0]) and np.array_equal(y, expected[1])
-    # The entry was rewritten and is trusted again.
-    with np.load(path) as f:
-        assert np.array_equal(f["X"], expected[0])
+    assert cache_path(CACHE_NAME, TINY.to_dict(), tmp_path).is_file()
+    again = motif_task_arrays(TINY, str(tmp_path))
+    assert np.array_equal(again[0], x) and np.array_equal(again[1], y)
 
 
-def test_cache_dir_from_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setenv("FIXLAB_CACHE", str(tmp_path / "c"))
-    assert default_cache_dir() == tmp_path / "c"
-    monkeypatch.delenv("FIXLAB_CACHE")
-    assert default_cache_dir() == Path.home() / ".cache" / "fixlab"
+def test_a_cached_motif_task_of_the_wrong_shape_is_regenerated(tmp_path: Path) -> None:
+    x, y = generate_motif_task(TINY)
+    # A valid entry under the task's key, but its arrays do not fit the task.
+    cached_arrays(CACHE_NAME, TINY.to_dict(), lambda: {"X": x[:, :10], "y": y}, cache_dir=tmp_path)
+    with pytest.warns(RuntimeWarning, match="do not fit the task.*regenerating"):
+        x, _ = motif_task_arrays(TINY, str(tmp_path))
+    assert x.shape == (TINY.n_samples, TINY.seq_len, TINY.n_channels)
 
 
 # --------------------------------------------------------------------------- the user's data
@@ -287,7 +246,7 @@ def test_npz_loader_reads_a_valid_file(tmp_path: Path) -> None:
     loaded_x, loaded_y = load_npz(path, n_classes=5)
     assert loaded_x.dtype == np.float32 and loaded_y.dtype == np.int64
     np.testing.assert_allclose(loaded_x, x, rtol=1e-6)
-    dm = ReprGradflowDataModule.from_source(TINY, data_path=str(path), n_classes=5, batch_size=4)
+    dm = ReprGradflowDataModule(loaded_x, loaded_y, batch_size=4)
     assert (dm.seq_len, dm.n_channels) == (15, 2)
     assert len(dm.train_idx) + len(dm.val_idx) + len(dm.test_idx) == 20
 

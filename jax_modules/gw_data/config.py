@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ CHIRP_TIME_MARGIN = 1.25
 SPLITS = ("train", "val", "test")
 
 
-#: How the generator process starts its one stderr line on failure (read back by `cache`).
+#: How the generator process starts its one stderr line on failure (read back by `subprocess_generate`).
 ERROR_PREFIX = "gw_data.generate: error: "
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,10 +173,10 @@ class GWDataConfig:
             raise ValueError(f"config has unknown fields {unknown}; allowed: {sorted(known)}")
         return cls(**fields)
 
-    def cache_key(self) -> str:
-        """Stable hash of the fields and `FORMAT_VERSION`: names this config's cache entry."""
-        payload = json.dumps({"format_version": FORMAT_VERSION, "config": dataclasses.asdict(self)}, sort_keys=True)
-        return hashlib.sha256(payload.encode()).hexdigest()[:20]
+    def cache_key(self) -> dict[str, Any]:
+        """Everything the simulated data depends on: the fields and `FORMAT_VERSION` (the key of
+        its entry in the data cache)."""
+        return {"format_version": FORMAT_VERSION, **dataclasses.asdict(self)}
 
 
 def _check(name: str, value: Any, ok: bool, allowed: str) -> None:

@@ -1,23 +1,27 @@
 """Generator process: `python -m jax_modules.gw_data.generate --config JSON --out FILE.npz`.
 
 Simulation imports ripplegw, which switches JAX to float64 process-wide; running it here keeps
-the training process in float32. `load_or_generate` launches this and reads what it writes.
-Failures end the process with status 1 and one line on stderr starting with `ERROR_PREFIX`.
+the training process in float32. `generate_dataset` launches this and reads what it writes: a
+plain `.npz` (no pickle) of `dataset_arrays`. Failures end the process with status 1 and one
+line on stderr starting with `ERROR_PREFIX`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
-from .config import ERROR_PREFIX, GWDataConfig
-from .storage import write_dataset
+import numpy as np
 
+from .config import ERROR_PREFIX, GWDataConfig
+from .dataset import GWDataset
+from .storage import dataset_arrays
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Simulate the data set for `--config` and write it atomically to `--out`; return the exit status."""
+    """Simulate the data set for `--config` and write it to `--out`; return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m jax_modules.gw_data.generate", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="GWDataConfig fields as a JSON object")
     parser.add_argument("--out", required=True, type=Path, help="the .npz file to write")
@@ -29,12 +33,23 @@ def main(argv: list[str] | None = None) -> int:
             raise FileNotFoundError(f"--out folder {str(args.out.parent)!r} does not exist")
         from .simulate import simulate_dataset  # imports ripplegw: float64 from here on
 
-        write_dataset(simulate_dataset(config, progress=not args.no_progress), args.out)
+        _write(simulate_dataset(config, progress=not args.no_progress), args.out)
     except Exception as exc:  # the parent shows this one line; a traceback would bury it
         message = " ".join(f"{type(exc).__name__}: {exc}".split())
         print(ERROR_PREFIX + message, file=sys.stderr, flush=True)
         return 1
     return 0
+
+
+def _write(dataset: GWDataset, out: Path) -> None:
+    """Write beside `out`, then rename: a killed child never leaves a partial file under its name."""
+    tmp = out.with_name(f".{out.name}.tmp")
+    try:
+        with open(tmp, "wb") as file:
+            np.savez(file, allow_pickle=False, **dataset_arrays(dataset))
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

@@ -1,86 +1,70 @@
-"""On-disk form of a `GWDataset`: one `.npz` (no pickle), written atomically, validated on read."""
+"""A `GWDataset` as flat named arrays and back, checked against its config.
+
+No file I/O here: the arrays travel from the generator process in a plain `.npz`, and caching
+(atomic writes, checksums, keys) belongs to the caller (`projects.common.data_cache`).
+"""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 
-from .config import FORMAT_VERSION, SPLITS, GWDataConfig
+from .config import SPLITS, GWDataConfig
 from .dataset import GWDataset, Split
 
-
-class InvalidCacheError(ValueError):
-    """A stored data set is unreadable, incomplete, or not the one the config asks for."""
+__all__ = ["InvalidDataError", "dataset_arrays", "dataset_from_arrays"]
 
 
-def write_dataset(dataset: GWDataset, path: Path) -> None:
-    """Write `dataset` to `path` via a temporary file and `os.replace`: never half-written."""
-    path = Path(path)
-    data = _data_arrays(dataset)
-    meta = {
-        "format_version": np.array(FORMAT_VERSION, dtype=np.int64),
-        "cache_key": np.array(dataset.config.cache_key()),
-        "config": np.array(dataset.config.to_json()),
-        "checksum": np.array(_checksum(data)),
-    }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as file:
-            np.savez(file, allow_pickle=False, **data, **meta)
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a cache entry is plain data
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+class InvalidDataError(ValueError):
+    """Arrays that are not the data set a config asks for (a ValueError: caches rebuild on it)."""
 
 
-def read_dataset(path: Path, config: GWDataConfig) -> GWDataset:
-    """Read the data set for `config` from `path`, checking everything before trusting it.
+def dataset_arrays(dataset: GWDataset) -> dict[str, np.ndarray]:
+    """The data set's arrays by flat name: `"{split}/{field}"` for every split, and `"psd"`."""
+    arrays = {f"{split}/{name}": a for split, s in dataset.splits().items() for name, a in s.arrays().items()}
+    arrays["psd"] = np.asarray(dataset.psd, dtype=np.float64)
+    return arrays
+
+
+def dataset_from_arrays(
+    arrays: Mapping[str, np.ndarray],
+    config: GWDataConfig,
+    *,
+    generated: bool,
+    path: Path | None = None,
+) -> GWDataset:
+    """The data set for `config` from `dataset_arrays`' output, after checking every array.
+
+    Args:
+        arrays: named arrays, as `dataset_arrays` makes them.
+        config: the config they must have been simulated from.
+        generated: True if simulated by this call, False if read from a cache.
+        path: where they were stored, if anywhere.
 
     Raises:
-        InvalidCacheError: unreadable or truncated file, missing arrays, another format version
-            or config, a checksum mismatch, or arrays of the wrong shape or dtype.
+        InvalidDataError: an array is missing or extra, or has the wrong shape or dtype.
     """
-    path = Path(path)
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {name: npz[name] for name in npz.files}
-    except Exception as exc:  # a damaged zip fails in many ways; all of them mean "regenerate"
-        raise InvalidCacheError(f"unreadable ({type(exc).__name__}: {exc})") from None
-    meta = {name: arrays.pop(name, None) for name in ("format_version", "cache_key", "config", "checksum")}
-    missing = sorted(name for name, value in meta.items() if value is None)
-    if missing:
-        raise InvalidCacheError(f"missing {missing}")
-    if int(meta["format_version"]) != FORMAT_VERSION:
-        raise InvalidCacheError(f"format version {int(meta['format_version'])}, expected {FORMAT_VERSION}")
-    if str(meta["cache_key"]) != config.cache_key():
-        raise InvalidCacheError(f"written for config {str(meta['cache_key'])}, expected {config.cache_key()}")
-    expected = _expected_shapes(config)
-    if set(arrays) != set(expected):
-        raise InvalidCacheError(f"arrays {sorted(arrays)}, expected {sorted(expected)}")
-    if str(meta["checksum"]) != _checksum(arrays):
-        raise InvalidCacheError("checksum mismatch")
-    for name, (shape, dtype) in expected.items():
-        if arrays[name].shape != shape or arrays[name].dtype != dtype:
-            got = f"{arrays[name].dtype} {arrays[name].shape}"
-            raise InvalidCacheError(f"{name} is {got}, expected {np.dtype(dtype)} {shape}")
+    _check_arrays(arrays, config)
     splits = {
         split: Split(**{name.split("/", 1)[1]: a for name, a in arrays.items() if name.startswith(f"{split}/")})
         for split in SPLITS
     }
-    return GWDataset(**splits, config=config, psd=arrays["psd"], generated=False, path=path)
+    return GWDataset(**splits, config=config, psd=arrays["psd"], generated=generated, path=path)
 
 
-def _data_arrays(dataset: GWDataset) -> dict[str, np.ndarray]:
-    arrays = {f"{split}/{name}": a for split, s in dataset.splits().items() for name, a in s.arrays().items()}
-    arrays["psd"] = np.asarray(dataset.psd, dtype=np.float64)
-    return arrays
+def _check_arrays(arrays: Mapping[str, np.ndarray], config: GWDataConfig) -> None:
+    expected = _expected_shapes(config)
+    missing, extra = sorted(set(expected) - set(arrays)), sorted(set(arrays) - set(expected))
+    if missing or extra:
+        wrong = ", ".join(f"{what} {names}" for what, names in (("missing", missing), ("unexpected", extra)) if names)
+        raise InvalidDataError(f"GW data arrays: {wrong}; allowed: exactly {sorted(expected)}")
+    for name, (shape, dtype) in expected.items():
+        array = arrays[name]
+        if not isinstance(array, np.ndarray) or array.shape != shape or array.dtype != dtype:
+            got = f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else type(array).__name__
+            raise InvalidDataError(f"GW data array {name} is {got}; allowed: {np.dtype(dtype)} {shape}")
 
 
 def _expected_shapes(config: GWDataConfig) -> dict[str, tuple[tuple[int, ...], type]]:
@@ -94,12 +78,3 @@ def _expected_shapes(config: GWDataConfig) -> dict[str, tuple[tuple[int, ...], t
         if config.keep_clean:
             expected[f"{split}/clean"] = ((n, *window), np.float32)
     return expected
-
-
-def _checksum(arrays: dict[str, np.ndarray]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(arrays):
-        array = np.ascontiguousarray(arrays[name])
-        digest.update(f"{name}|{array.dtype.str}|{array.shape}|".encode())
-        digest.update(array.data)
-    return digest.hexdigest()

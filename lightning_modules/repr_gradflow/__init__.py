@@ -1,11 +1,6 @@
 """Document 001 (representation gradient flow): the model, its two variants, and its data."""
 
-from lightning_modules.repr_gradflow.cache import cached_arrays, default_cache_dir
-from lightning_modules.repr_gradflow.datamodule import (
-    ReprGradflowDataModule,
-    cached_motif_task,
-    stratified_split,
-)
+from lightning_modules.repr_gradflow.datamodule import ReprGradflowDataModule, stratified_split
 from lightning_modules.repr_gradflow.model import VARIANTS, ReprGradflowNet, ReprNetConfig, Variant
 from lightning_modules.repr_gradflow.module import ReprGradflowModule
 from lightning_modules.repr_gradflow.representation import (
@@ -29,9 +24,6 @@ __all__ = [
     "ReprGradflowModule",
     "MotifTaskConfig",
     "generate_motif_task",
-    "cached_arrays",
-    "default_cache_dir",
-    "cached_motif_task",
     "stratified_split",
     "load_npz",
     "DataFileError",

@@ -1,19 +1,15 @@
-"""Train/val/test data for document 001: the generated motif task (cached) or the user's `.npz`."""
+"""Train/val/test loaders for document 001's data (the generated motif task or the user's `.npz`)."""
 
 from __future__ import annotations
 
-import os
+from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from lightning_modules.repr_gradflow.cache import cached_arrays
-from lightning_modules.repr_gradflow.synthetic import MotifTaskConfig, generate_motif_task
-from lightning_modules.repr_gradflow.user_data import load_npz
-
-__all__ = ["stratified_split", "cached_motif_task", "ReprGradflowDataModule"]
+__all__ = ["stratified_split", "ReprGradflowDataModule"]
 
 
 def stratified_split(y: np.ndarray, *, seed: int, val_fraction: float = 0.15,
@@ -43,19 +39,6 @@ def stratified_split(y: np.ndarray, *, seed: int, val_fraction: float = 0.15,
     return np.sort(train), np.sort(val), np.sort(test)
 
 
-def cached_motif_task(config: MotifTaskConfig, cache_dir: str | os.PathLike | None = None
-                      ) -> tuple[np.ndarray, np.ndarray]:
-    """`generate_motif_task(config)`, through the disk cache keyed by `config`."""
-    shape = (config.n_samples, config.seq_len, config.n_channels)
-
-    def check(x: np.ndarray, y: np.ndarray) -> None:
-        if x.shape != shape or x.dtype != np.float32 or y.shape != shape[:1] or y.dtype != np.int64:
-            raise ValueError(f"arrays X{x.shape}/{x.dtype}, y{y.shape}/{y.dtype} do not fit the config")
-
-    return cached_arrays("repr_gradflow_motifs", config.to_dict(), lambda: generate_motif_task(config),
-                         cache_dir=cache_dir, check=check)
-
-
 class ReprGradflowDataModule(L.LightningDataModule):
     """Seeded stratified train/val/test split of `(X, y)`, served as deterministic loaders.
 
@@ -66,8 +49,11 @@ class ReprGradflowDataModule(L.LightningDataModule):
         seed: seeds the split and the training shuffle.
         val_fraction / test_fraction: shares of the samples held out.
 
+    The training shuffle draws from one seeded generator whose state is checkpointed
+    (`state_dict`), so a run continued from a checkpoint sees the batches an uninterrupted run sees.
+
     Example:
-        >>> dm = ReprGradflowDataModule.from_source(MotifTaskConfig(n_samples=120), batch_size=16)
+        >>> dm = ReprGradflowDataModule(*generate_motif_task(MotifTaskConfig(n_samples=120)), batch_size=16)
     """
 
     def __init__(self, x: np.ndarray, y: np.ndarray, *, batch_size: int = 32, seed: int = 0,
@@ -77,18 +63,9 @@ class ReprGradflowDataModule(L.LightningDataModule):
         self.y = torch.from_numpy(np.ascontiguousarray(y, dtype=np.int64))
         self.batch_size = batch_size
         self.seed = seed
+        self._shuffle = torch.Generator().manual_seed(seed)
         self.train_idx, self.val_idx, self.test_idx = stratified_split(
             y, seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
-
-    @classmethod
-    def from_source(cls, task: MotifTaskConfig, *, data_path: str | None = None, n_classes: int | None = None,
-                    cache_dir: str | os.PathLike | None = None, **kwargs) -> "ReprGradflowDataModule":
-        """The user's `.npz` at `data_path` if given, else the (cached) generated `task`."""
-        if data_path:
-            x, y = load_npz(data_path, n_classes=n_classes)
-        else:
-            x, y = cached_motif_task(task, cache_dir)
-        return cls(x, y, **kwargs)
 
     @property
     def seq_len(self) -> int:
@@ -98,11 +75,16 @@ class ReprGradflowDataModule(L.LightningDataModule):
     def n_channels(self) -> int:
         return int(self.x.shape[2])
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"shuffle": self._shuffle.get_state()}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._shuffle.set_state(state_dict["shuffle"])
+
     def _loader(self, idx: np.ndarray, shuffle: bool) -> DataLoader:
         data = TensorDataset(self.x[idx], self.y[idx])
-        generator = torch.Generator().manual_seed(self.seed) if shuffle else None
-        return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle, generator=generator,
-                          num_workers=0)
+        return DataLoader(data, batch_size=self.batch_size, shuffle=shuffle,
+                          generator=self._shuffle if shuffle else None, num_workers=0)
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train_idx, shuffle=True)

@@ -7,6 +7,9 @@ from typing import Any
 
 import numpy as np
 
+# Light: ripplegw and bilby load only in the generator process `generate_dataset` starts.
+from jax_modules.gw_data import GWDataConfig, GWDataset, dataset_arrays, dataset_from_arrays, generate_dataset
+from projects.common.data_cache import cached_arrays
 from projects.cpc_snn_gw.config import CpcGwConfig
 
 
@@ -51,11 +54,22 @@ def load_run_data(config: CpcGwConfig, progress: bool = True) -> RunData:
         parts = np.split(np.arange(n), cut)
         return RunData(*(windows.take(p) for p in parts), source=f"MLGWSC-1 file {config.data_path}",
                        generated=False)
-    from jax_modules.gw_data import GWDataConfig, load_or_generate
-
     data_config = GWDataConfig(n_train=config.n_train, n_val=config.n_val, n_test=config.n_test,
                                snr_min=config.snr_min, snr_max=config.snr_max, seed=config.seed)
-    dataset = load_or_generate(data_config, config.cache_path / "gw_data", progress=progress)
+    dataset = _simulated(data_config, config.cache_dir, progress)
     return RunData(Windows.of(dataset.train), Windows.of(dataset.val), Windows.of(dataset.test),
                    source=f"simulated H1/L1, aLIGO ZDHP noise, IMRPhenomD, SNR {config.snr_min:g}-{config.snr_max:g}",
                    generated=dataset.generated)
+
+
+def _simulated(data_config: GWDataConfig, cache_dir: str | None, progress: bool) -> GWDataset:
+    """The `GWDataset` for `data_config` from the shared data cache, simulated on a miss; an entry
+    whose arrays do not fit the config is rebuilt (with a warning) like any invalid entry."""
+    entry = cached_arrays(
+        "gw_data",
+        data_config.cache_key(),
+        build=lambda: dataset_arrays(generate_dataset(data_config, progress=progress)),
+        cache_dir=cache_dir,
+        check=lambda arrays: dataset_from_arrays(arrays, data_config, generated=False),
+    )
+    return dataset_from_arrays(entry.arrays, data_config, generated=entry.built, path=entry.path)

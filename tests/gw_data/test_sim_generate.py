@@ -1,39 +1,63 @@
-"""End to end: `load_or_generate` simulates in its own process, caches, and the data is physical.
+"""End to end: `generate_dataset` simulates in its own process and the data is physical; the
+project caches it through the shared data cache (`load_run_data`).
 
-One data set is generated per module (the subprocess costs a few seconds); SNRs are high so
+One data set is generated per fixture (the subprocess costs a few seconds); SNRs are high so
 single examples can be checked against their targets.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import shutil
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 import jax
 import numpy as np
 import pytest
 from scipy.signal import hilbert
 
-from jax_modules.gw_data.cache import GenerationError, _reason, cache_path, load_or_generate, run_generator
-from jax_modules.gw_data.config import GWDataConfig
-from jax_modules.gw_data.config import ERROR_PREFIX
+import jax_modules.gw_data.subprocess_generate as subprocess_generate
+import projects.cpc_snn_gw.data as run_data_module
+from jax_modules.gw_data.config import ERROR_PREFIX, GWDataConfig
 from jax_modules.gw_data.psd import design_psd
 from jax_modules.gw_data.snr import matched_filter_snr
+from jax_modules.gw_data.storage import InvalidDataError
+from jax_modules.gw_data.subprocess_generate import GenerationError, _reason, generate_dataset, run_generator
+from projects.cpc_snn_gw.config import CpcGwConfig
+from projects.cpc_snn_gw.data import RunData, load_run_data
 
 CONFIG = GWDataConfig(n_train=16, n_val=8, n_test=8, snr_min=25.0, snr_max=40.0, keep_clean=True, seed=7)
+
+#: The project's smallest run: its data is what `load_run_data` caches.
+RUN = dict(n_train=4, n_val=2, n_test=2, batch_size=2, seed=3)
+
+
+@pytest.fixture(scope="module")
+def temp_root(tmp_path_factory):
+    """The temporary folder `generate_dataset` works in, so leftovers can be seen (and no one else's)."""
+    root = tmp_path_factory.mktemp("tmp")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(tempfile, "tempdir", str(root))
+        yield root
+
+
+@pytest.fixture(scope="module")
+def dataset(temp_root):
+    return generate_dataset(CONFIG, progress=False)
 
 
 @pytest.fixture(scope="module")
 def cache_dir(tmp_path_factory):
-    return tmp_path_factory.mktemp("gw_cache")
+    return tmp_path_factory.mktemp("cache")
 
 
 @pytest.fixture(scope="module")
-def dataset(cache_dir):
-    return load_or_generate(CONFIG, cache_dir, progress=False)
+def run_data(cache_dir, temp_root) -> RunData:
+    """The tiny run's data, simulated into an empty cache."""
+    return load_run_data(CpcGwConfig(**RUN, cache_dir=str(cache_dir)), progress=False)
 
 
 def _signals(dataset):
@@ -46,10 +70,29 @@ def _noise(dataset):
     return np.concatenate([s.x[s.y == 0] for s in dataset.splits().values()])
 
 
+def _assert_same_windows(a: RunData, b: RunData) -> None:
+    for split in ("train", "val", "test"):
+        for field in ("x", "y", "snr"):
+            assert getattr(getattr(a, split), field).tobytes() == getattr(getattr(b, split), field).tobytes()
+
+
+def _entry(cache_dir: Path) -> Path:
+    """The one GW data entry in `cache_dir`."""
+    (path,) = (cache_dir / "gw_data").glob("*.npz")
+    return path
+
+
+# --- generation ----------------------------------------------------------------------------------
+
+
 def test_this_process_stays_float32_and_never_imports_ripplegw(dataset):
-    assert dataset.generated
+    assert dataset.generated and dataset.path is None
     assert jax.config.jax_enable_x64 is False
     assert "ripplegw" not in sys.modules
+
+
+def test_generation_leaves_no_temporary_files(dataset, temp_root):
+    assert list(temp_root.iterdir()) == []
 
 
 def test_splits_have_the_promised_shapes_labels_and_metadata(dataset):
@@ -100,32 +143,24 @@ def test_splits_are_disjoint(dataset):
     assert sum(map(len, keys)) == len(set().union(*keys)) == sum(map(len, rows))
 
 
-def test_a_second_call_reads_the_cache(dataset, cache_dir):
-    again = load_or_generate(CONFIG, cache_dir, progress=False)
-    assert again.generated is False and again.path == cache_path(CONFIG, cache_dir)
-    assert again.train.x.tobytes() == dataset.train.x.tobytes()
+def test_a_failing_child_is_reported_in_one_line_and_leaves_nothing(temp_root):
+    bad = GWDataConfig(n_train=4, n_val=2, n_test=2)
+    object.__setattr__(bad, "n_train", 3)  # valid here, rejected by the child: it must fail
+    match = r"exit status 1\): ValueError: GWDataConfig.n_train=3 is out of range; allowed: an even integer"
+    with pytest.raises(GenerationError, match=match) as info:
+        generate_dataset(bad, progress=False)
+    assert "\n" not in str(info.value)
+    assert list(temp_root.iterdir()) == []
 
 
-def test_a_corrupt_entry_is_regenerated_byte_identically(dataset, cache_dir, tmp_path, capsys):
-    path = cache_path(CONFIG, tmp_path)
-    shutil.copyfile(cache_path(CONFIG, cache_dir), path)
-    path.write_bytes(path.read_bytes()[:-4096])
-    with pytest.warns(RuntimeWarning, match=r"gw_data: cache entry .* is invalid \(unreadable"):
-        regenerated = load_or_generate(CONFIG, tmp_path, progress=True)
-    assert regenerated.generated
-    assert "gw_data: waveforms" in capsys.readouterr().err  # the child's progress bar came through
-    for name, split in dataset.splits().items():
-        for field, array in split.arrays().items():
-            assert regenerated.splits()[name].arrays()[field].tobytes() == array.tobytes(), (name, field)
+def test_an_unusable_output_is_a_generation_error(monkeypatch, temp_root):
+    monkeypatch.setattr(subprocess_generate, "run_generator", lambda config, out, progress: out.write_bytes(b"junk"))
+    with pytest.raises(GenerationError, match=r"the generator wrote an unusable data set \(\w+Error: "):
+        generate_dataset(CONFIG, progress=False)
+    assert list(temp_root.iterdir()) == []
 
 
-def test_another_seed_gives_other_data(dataset, tmp_path):
-    other = load_or_generate(dataclasses.replace(CONFIG, seed=8), tmp_path, progress=False)
-    assert not np.array_equal(other.train.x, dataset.train.x)
-    assert not np.array_equal(other.train.snr, dataset.train.snr, equal_nan=True)
-
-
-def test_a_failing_generator_is_reported_in_one_line(tmp_path):
+def test_a_missing_output_folder_is_reported_in_one_line(tmp_path):
     match = r"exit status 1\): FileNotFoundError: --out folder .* does not exist"
     with pytest.raises(GenerationError, match=match) as info:
         run_generator(CONFIG, tmp_path / "missing" / "out.npz", progress=False)
@@ -158,3 +193,61 @@ def test_importing_the_package_is_light():
     probe = "import sys, jax_modules.gw_data; print(sorted({'ripplegw', 'bilby', 'jax'} & set(sys.modules)))"
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# --- the project's cache -------------------------------------------------------------------------
+
+
+def test_the_first_call_simulates_and_stores_one_entry(run_data, cache_dir):
+    assert run_data.generated is True
+    assert len(run_data.train) == 4 and run_data.train.x.shape == (4, 2, 2048)
+    assert _entry(cache_dir).is_file()
+
+
+def test_a_second_call_reads_the_cache(run_data, cache_dir, monkeypatch):
+    monkeypatch.setattr(run_data_module, "generate_dataset", _must_not_generate)
+    again = load_run_data(CpcGwConfig(**RUN, cache_dir=str(cache_dir)), progress=False)
+    assert again.generated is False
+    _assert_same_windows(run_data, again)
+
+
+def test_without_a_cache_dir_the_shared_default_is_used(run_data, cache_dir, monkeypatch):
+    monkeypatch.setattr(run_data_module, "generate_dataset", _must_not_generate)
+    monkeypatch.setenv("FIXLAB_CACHE", str(cache_dir))
+    again = load_run_data(CpcGwConfig(**RUN), progress=False)
+    assert again.generated is False
+    _assert_same_windows(run_data, again)
+
+
+def test_a_corrupt_entry_is_regenerated_byte_identically(run_data, cache_dir, tmp_path, capsys):
+    entry = tmp_path / "gw_data" / _entry(cache_dir).name
+    entry.parent.mkdir()
+    shutil.copyfile(_entry(cache_dir), entry)
+    entry.write_bytes(entry.read_bytes()[:-4096])
+    config = CpcGwConfig(**RUN, cache_dir=str(tmp_path))
+    with pytest.warns(RuntimeWarning, match=r"cache entry .*gw_data.* is invalid \(unreadable"):
+        regenerated = load_run_data(config, progress=True)
+    assert regenerated.generated is True
+    assert "gw_data: waveforms" in capsys.readouterr().err  # the child's progress bar came through
+    _assert_same_windows(run_data, regenerated)
+    assert load_run_data(config, progress=False).generated is False  # the entry was replaced
+
+
+def test_another_seed_is_another_entry_with_other_data(run_data, cache_dir):
+    other = load_run_data(CpcGwConfig(**{**RUN, "seed": 4}, cache_dir=str(cache_dir)), progress=False)
+    assert other.generated is True
+    assert len(list((cache_dir / "gw_data").glob("*.npz"))) == 2
+    assert not np.array_equal(other.train.x, run_data.train.x)
+    assert not np.array_equal(other.train.snr, run_data.train.snr, equal_nan=True)
+
+
+def test_generated_arrays_that_do_not_fit_the_config_are_not_cached(monkeypatch, tmp_path, dataset):
+    wrong = lambda config, progress: dataset  # noqa: E731  CONFIG's sizes and clean signals, not RUN's
+    monkeypatch.setattr(run_data_module, "generate_dataset", wrong)
+    with pytest.raises(InvalidDataError, match=r"GW data arrays: unexpected \['test/clean', 'train/clean'"):
+        load_run_data(CpcGwConfig(**RUN, cache_dir=str(tmp_path)), progress=False)
+    assert not (tmp_path / "gw_data").exists() or not any((tmp_path / "gw_data").iterdir())
+
+
+def _must_not_generate(config: GWDataConfig, progress: bool) -> None:
+    raise AssertionError(f"simulated {config} although it is in the cache")

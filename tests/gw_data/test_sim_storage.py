@@ -1,4 +1,4 @@
-"""Cache entries: round trip, atomic writes, and every kind of damage detected on read."""
+"""`dataset_arrays` / `dataset_from_arrays`: a lossless round trip, and every mismatch rejected by name."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from jax_modules.gw_data.config import GWDataConfig
 from jax_modules.gw_data.dataset import GWDataset, Split
-from jax_modules.gw_data.storage import InvalidCacheError, read_dataset, write_dataset
+from jax_modules.gw_data.storage import InvalidDataError, dataset_arrays, dataset_from_arrays
 
 CONFIG = GWDataConfig(n_train=4, n_val=2, n_test=2, sample_rate=256, duration=1.0, f_lower=20.0, mass_min=30.0)
 
@@ -29,86 +29,75 @@ def _dataset(config: GWDataConfig = CONFIG) -> GWDataset:
 
 def _assert_same(a: GWDataset, b: GWDataset) -> None:
     for name, split in a.splits().items():
+        assert split.arrays().keys() == b.splits()[name].arrays().keys(), name
         for field, array in split.arrays().items():
             assert array.tobytes() == b.splits()[name].arrays()[field].tobytes(), (name, field)
     assert a.psd.tobytes() == b.psd.tobytes()
 
 
-def test_round_trip_leaves_no_temporary_files(tmp_path):
-    path = tmp_path / "entry.npz"
-    write_dataset(_dataset(), path)
-    loaded = read_dataset(path, CONFIG)
-    _assert_same(_dataset(), loaded)
-    assert loaded.generated is False and loaded.path == path and loaded.config == CONFIG
-    assert [p.name for p in tmp_path.iterdir()] == ["entry.npz"]
+def test_the_arrays_have_flat_split_names_and_the_psd():
+    arrays = dataset_arrays(_dataset())
+    fields = ("mass1", "mass2", "snr", "x", "y")
+    assert sorted(arrays) == sorted(["psd", *(f"{s}/{f}" for s in ("train", "val", "test") for f in fields)])
+    assert arrays["psd"].dtype == np.float64 and arrays["val/x"].shape == (2, 2, 256)
 
 
-def test_a_failed_write_keeps_the_previous_entry(tmp_path, monkeypatch):
-    path = tmp_path / "entry.npz"
-    write_dataset(_dataset(), path)
-    before = path.read_bytes()
+def test_round_trip_is_lossless():
+    dataset = _dataset()
+    loaded = dataset_from_arrays(dataset_arrays(dataset), CONFIG, generated=False, path=None)
+    _assert_same(dataset, loaded)
+    assert loaded.generated is False and loaded.path is None and loaded.config == CONFIG
 
-    def crash(*args, **kwargs):
-        raise OSError("disk full")
 
-    monkeypatch.setattr(np, "savez", crash)
-    with pytest.raises(OSError, match="disk full"):
-        write_dataset(_dataset(), path)
-    assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["entry.npz"]
+def test_generated_and_path_are_passed_through(tmp_path):
+    loaded = dataset_from_arrays(dataset_arrays(_dataset()), CONFIG, generated=True, path=tmp_path / "entry.npz")
+    assert loaded.generated is True and loaded.path == tmp_path / "entry.npz"
+
+
+def test_clean_signals_round_trip():
+    config = dataclasses.replace(CONFIG, keep_clean=True)
+    base = _dataset(config)
+    splits = {n: dataclasses.replace(s, clean=s.x * 0.5) for n, s in base.splits().items()}
+    dataset = dataclasses.replace(base, **splits)
+    loaded = dataset_from_arrays(dataset_arrays(dataset), config, generated=False)
+    _assert_same(dataset, loaded)
+    assert loaded.test.clean is not None
+
+
+def _without(arrays: dict[str, np.ndarray], name: str) -> dict[str, np.ndarray]:
+    return {k: v for k, v in arrays.items() if k != name}
 
 
 @pytest.mark.parametrize(
     ("damage", "match"),
     [
-        (lambda b: b[: len(b) // 2], "unreadable"),
-        (lambda b: b"", "unreadable"),
-        (lambda b: b[:1000] + bytes([b[1000] ^ 0xFF]) + b[1001:], "unreadable|checksum"),
+        (lambda a: {**a, "train/x": a["train/x"][:, :, :128]},
+         r"GW data array train/x is float32 \(4, 2, 128\); allowed: float32 \(4, 2, 256\)"),
+        (lambda a: {**a, "val/y": a["val/y"].astype(np.int64)},
+         r"GW data array val/y is int64 \(2,\); allowed: int32 \(2,\)"),
+        (lambda a: {**a, "psd": a["psd"].astype(np.float32)},
+         r"GW data array psd is float32 \(129,\); allowed: float64 \(129,\)"),
+        (lambda a: {**a, "test/snr": [1.0, 2.0]}, r"GW data array test/snr is list; allowed: float32 \(2,\)"),
+        (lambda a: _without(a, "val/snr"), r"GW data arrays: missing \['val/snr'\]; allowed: exactly \["),
+        (lambda a: {**a, "train/clean": a["train/x"]}, r"GW data arrays: unexpected \['train/clean'\]; allowed"),
+        (lambda a: {**_without(a, "psd"), "extra": a["psd"]}, r"missing \['psd'\], unexpected \['extra'\]"),
     ],
-    ids=["truncated", "empty", "bit-flip"],
+    ids=["shape", "dtype", "psd-dtype", "not-an-array", "missing", "extra", "missing-and-extra"],
 )
-def test_damaged_entries_are_rejected(tmp_path, damage, match):
-    path = tmp_path / "entry.npz"
-    write_dataset(_dataset(), path)
-    path.write_bytes(damage(path.read_bytes()))
-    with pytest.raises(InvalidCacheError, match=match):
-        read_dataset(path, CONFIG)
+def test_arrays_that_do_not_fit_the_config_are_rejected(damage, match):
+    with pytest.raises(InvalidDataError, match=match):
+        dataset_from_arrays(damage(dataset_arrays(_dataset())), CONFIG, generated=False)
 
 
-def test_an_entry_for_another_config_is_rejected(tmp_path):
-    path = tmp_path / "entry.npz"
-    write_dataset(_dataset(), path)
-    with pytest.raises(InvalidCacheError, match=f"written for config {CONFIG.cache_key()}"):
-        read_dataset(path, dataclasses.replace(CONFIG, seed=1))
+def test_arrays_of_another_config_are_rejected():
+    with pytest.raises(InvalidDataError, match=r"train/x is float32 \(4, 2, 256\); allowed: float32 \(8, 2, 256\)"):
+        dataset_from_arrays(dataset_arrays(_dataset()), dataclasses.replace(CONFIG, n_train=8), generated=False)
+    with pytest.raises(InvalidDataError, match=r"missing \['test/clean', 'train/clean', 'val/clean'\]"):
+        dataset_from_arrays(dataset_arrays(_dataset()), dataclasses.replace(CONFIG, keep_clean=True), generated=False)
 
 
-def test_entries_with_missing_or_altered_arrays_are_rejected(tmp_path):
-    path = tmp_path / "entry.npz"
-    write_dataset(_dataset(), path)
-    with np.load(path, allow_pickle=False) as npz:
-        arrays = {name: npz[name] for name in npz.files}
-    damaged = tmp_path / "damaged.npz"
-    np.savez(damaged, **{k: v for k, v in arrays.items() if k != "val/snr"})
-    with pytest.raises(InvalidCacheError, match=r"arrays .*expected .*'val/snr'"):
-        read_dataset(damaged, CONFIG)
-    arrays["train/y"] = arrays["train/y"][::-1].copy()
-    np.savez(damaged, **arrays)
-    with pytest.raises(InvalidCacheError, match="checksum mismatch"):
-        read_dataset(damaged, CONFIG)
-    np.savez(damaged, **{k: v for k, v in arrays.items() if k != "checksum"})
-    with pytest.raises(InvalidCacheError, match=r"missing \['checksum'\]"):
-        read_dataset(damaged, CONFIG)
-
-
-def test_clean_signals_round_trip(tmp_path):
-    config = dataclasses.replace(CONFIG, keep_clean=True)
-    base = _dataset(config)
-    splits = {n: dataclasses.replace(s, clean=s.x * 0.5) for n, s in base.splits().items()}
-    dataset = dataclasses.replace(base, **splits)
-    write_dataset(dataset, tmp_path / "entry.npz")
-    loaded = read_dataset(tmp_path / "entry.npz", config)
-    _assert_same(dataset, loaded)
-    assert loaded.test.clean is not None
+def test_invalid_data_is_a_value_error():
+    assert issubclass(InvalidDataError, ValueError)  # the shared cache rebuilds an entry on ValueError
 
 
 @pytest.mark.parametrize(
@@ -124,9 +113,3 @@ def test_split_rejects_inconsistent_arrays(change, match):
     split = _split(np.random.default_rng(0), 4, CONFIG)
     with pytest.raises(ValueError, match=match):
         dataclasses.replace(split, **change)
-
-
-def test_writing_into_a_missing_folder_fails_without_side_effects(tmp_path):
-    with pytest.raises(FileNotFoundError):
-        write_dataset(_dataset(), tmp_path / "missing" / "entry.npz")
-    assert not (tmp_path / "missing").exists()

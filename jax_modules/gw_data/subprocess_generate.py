@@ -1,24 +1,29 @@
-"""Disk cache of simulated data sets, keyed by config; misses are simulated in a separate process.
+"""Simulate a data set in a separate process and hand its arrays back to this one.
 
-The training process imports neither ripplegw nor bilby from here: the generator process does
-(ripplegw would switch this process's JAX to float64).
+Simulation imports ripplegw, which switches JAX to float64 for the whole process (and bilby,
+which is heavy); the training process must stay in float32, so neither is imported here: a
+child process (`python -m jax_modules.gw_data.generate`) simulates and writes a plain `.npz`
+that this process reads back. Caching is the caller's business (`projects.common.data_cache`).
 """
 
 from __future__ import annotations
 
 import codecs
-import dataclasses
 import os
 import signal
 import subprocess
 import sys
-import warnings
+import tempfile
 from pathlib import Path
 from typing import IO, TextIO
 
+import numpy as np
+
 from .config import ERROR_PREFIX, GWDataConfig
 from .dataset import GWDataset
-from .storage import InvalidCacheError, read_dataset
+from .storage import dataset_from_arrays
+
+__all__ = ["GenerationError", "generate_dataset", "run_generator"]
 
 #: Folder that holds the `jax_modules` package, for the generator's import path.
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -28,43 +33,34 @@ class GenerationError(RuntimeError):
     """The generator process failed; the message is its one-line reason."""
 
 
-def cache_path(config: GWDataConfig, cache_dir: Path) -> Path:
-    """Where the data set for `config` lives in `cache_dir`."""
-    return Path(cache_dir) / f"gw_data_{config.cache_key()}.npz"
+def generate_dataset(config: GWDataConfig, progress: bool = True) -> GWDataset:
+    """Simulate the data set for `config` in a generator process; deterministic for `config.seed`.
 
-
-def load_or_generate(config: GWDataConfig, cache_dir: Path, progress: bool = True) -> GWDataset:
-    """The data set for `config`: read from `cache_dir` if a valid entry exists, else simulated.
-
-    A corrupt, truncated or mismatched entry is never trusted: it is regenerated, with a
-    one-line `RuntimeWarning`. Simulation runs in a separate process (see `generate`).
+    The child writes into a private temporary folder that is removed before this returns (or
+    raises), so nothing is left on disk.
 
     Args:
         config: what to simulate.
-        cache_dir: folder of cache entries (created if missing).
         progress: pass the generator's progress bar through to this process's stderr.
 
     Raises:
-        GenerationError: the generator process failed (its reason is the message).
+        GenerationError: the generator process failed (its reason is the message), or wrote
+            arrays that do not fit `config`.
 
     Example:
-        >>> data = load_or_generate(GWDataConfig(n_train=16, n_val=8, n_test=8), Path("gw_cache"))
+        >>> data = generate_dataset(GWDataConfig(n_train=16, n_val=8, n_test=8), progress=False)
         >>> data.train.x.shape, data.generated
         ((16, 2, 2048), True)
     """
-    path = cache_path(config, cache_dir)
-    if path.exists():
+    with tempfile.TemporaryDirectory(prefix="gw_data_") as folder:
+        out = Path(folder) / "dataset.npz"
+        run_generator(config, out, progress=progress)
         try:
-            return read_dataset(path, config)
-        except InvalidCacheError as exc:
-            warnings.warn(f"gw_data: cache entry {path} is invalid ({exc}); regenerating", RuntimeWarning, stacklevel=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    run_generator(config, path, progress=progress)
-    try:
-        dataset = read_dataset(path, config)
-    except InvalidCacheError as exc:
-        raise GenerationError(f"the generator wrote an invalid data set to {path} ({exc})") from None
-    return dataclasses.replace(dataset, generated=True)
+            with np.load(out, allow_pickle=False) as npz:
+                arrays = {name: npz[name] for name in npz.files}
+            return dataset_from_arrays(arrays, config, generated=True)
+        except (OSError, ValueError) as exc:  # InvalidDataError included; a bug in the generator
+            raise GenerationError(f"the generator wrote an unusable data set ({type(exc).__name__}: {exc})") from None
 
 
 def run_generator(config: GWDataConfig, out: Path, progress: bool = True) -> None:
