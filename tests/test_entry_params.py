@@ -15,7 +15,6 @@ import mlflow
 import numpy as np
 import pytest
 import torch
-import yaml
 
 from projects.common import (
     Param,
@@ -28,7 +27,7 @@ from projects.common import (
     tracked_run,
 )
 from _entry import run_main
-from projects.repr_gradflow.config import PARAMS, ReprGradflowConfig
+from projects.repr_gradflow.config import ReprGradflowConfig
 from projects.repr_gradflow.train import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -105,19 +104,6 @@ def test_bad_parameter_in_its_own_interpreter(tmp_path: Path) -> None:
     """The script as `mlflow run` starts it: a fresh interpreter, exit code and stderr."""
     result = _run_script(["--lr", "fast"], tmp_path)
     _one_line_exit_2_no_run(result, "lr", "a finite number", tmp_path / "store" / "mlflow.db")
-
-
-def test_mlproject_defaults_are_the_config_defaults() -> None:
-    spec = yaml.safe_load((REPO / "MLproject").read_text())
-    for entry, variant in (("repr_broken", "broken"), ("repr_fixed", "fixed")):
-        point = spec["entry_points"][entry]
-        assert f"--variant {variant}" in " ".join(point["command"].split())
-        declared = {k: v["default"] for k, v in point["parameters"].items()}
-        assert set(declared) | {"variant"} == {p.name for p in PARAMS}
-        values = parse_params(PARAMS, [f"--{k}={v}" for k, v in declared.items()])
-        assert ReprGradflowConfig.from_params(values) == ReprGradflowConfig(variant="fixed")
-        for name in declared:
-            assert f"--{name} {{{name}}}" in point["command"]
 
 
 def test_parse_params_converts_and_defaults() -> None:

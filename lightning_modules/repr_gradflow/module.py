@@ -77,8 +77,18 @@ class ReprGradflowModule(L.LightningModule):
         return parameters_to_vector(self.net.representation_learning.parameters()).detach()
 
     def on_train_start(self) -> None:
-        """Remember the representation's starting weights, to measure how far they move."""
-        self._repr_start = self._repr_vector().clone()
+        """Remember the representation's starting weights, to measure how far they move (a run
+        continued from a checkpoint keeps the ones it started from)."""
+        if self._repr_start is None:
+            self._repr_start = self._repr_vector().clone()
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if self._repr_start is not None:
+            checkpoint["repr_start"] = self._repr_start
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        if "repr_start" in checkpoint:
+            self._repr_start = checkpoint["repr_start"]
 
     def on_train_epoch_end(self) -> None:
         """Log how far the representation parameters moved since the start of training."""

@@ -22,7 +22,7 @@ from projects.common.params import (
 )
 
 _LAZY = {name: "projects.common.tracking" for name in (
-    "RUN_ID_ENV", "fixlab_tags", "tracked_run", "lightning_logger", "log_params_once",
+    "RUN_ID_ENV", "fixlab_tags", "tracked_run", "log_params_once",
     "log_metrics_now", "set_tags_now")}
 
 __all__ = [

@@ -2,10 +2,15 @@
 
 Standard library only, so a bad parameter is refused (one line, exit code 2, no MLflow run)
 before torch, JAX or MLflow are loaded.
+
+A project package (`projects/<name>/__init__.py`) exposes `SPEC`, `PARAMS`, `Config`,
+`check_inputs` (all standard library) and, loaded on first use, `train_and_evaluate`; its
+entry script is then `project_main("projects.<name>", argv)`.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
@@ -59,3 +64,24 @@ def run_entry(argv: Sequence[str] | None, *, prog: str, description: str, params
         return report_param_error(error, prog)
     print(load_runner()(config).text())
     return 0
+
+
+def project_names() -> list[str]:
+    """Every project: the packages under `projects/` other than `common`."""
+    import pkgutil
+
+    import projects
+
+    return sorted(m.name for m in pkgutil.iter_modules(projects.__path__) if m.ispkg and m.name != "common")
+
+
+def project_main(package: str, argv: Sequence[str] | None = None, *, description: str = "") -> int:
+    """The entry script of project `package` (e.g. "projects.repr_gradflow"); the exit code."""
+    project = importlib.import_module(package)
+
+    def load_runner() -> Callable[[Any], RunSummary]:  # imports torch/JAX and MLflow: only for a good config
+        return project.train_and_evaluate
+
+    return run_entry(argv, prog=project.SPEC.name, description=description or project.__doc__.splitlines()[0],
+                     params=project.PARAMS, make_config=project.Config.from_params,
+                     check_inputs=project.check_inputs, load_runner=load_runner)

@@ -9,8 +9,7 @@ run that looks like it is still going.
 Example:
     >>> with tracked_run(experiment="repr_gradflow", tags=fixlab_tags("repr_gradflow",
     ...                  "repr_fixed", "001_bac714bd05ae718b.txt")) as run:
-    ...     logger = lightning_logger(run)
-    ...     trainer = Trainer(logger=logger)
+    ...     log_params_once(run.info.run_id, {"epochs": 40})
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import signal
 import threading
 import warnings
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping
 
 import mlflow
 from mlflow.entities import Metric, Param, RunTag
@@ -28,11 +27,7 @@ from mlflow.utils.time import get_current_time_millis
 
 from mlflow_plugins.context import FixlabRunContext
 
-if TYPE_CHECKING:
-    from lightning.pytorch.loggers import MLFlowLogger
-
-__all__ = ["RUN_ID_ENV", "fixlab_tags", "tracked_run", "lightning_logger", "log_params_once",
-           "log_metrics_now", "set_tags_now"]
+__all__ = ["RUN_ID_ENV", "fixlab_tags", "tracked_run", "log_params_once", "log_metrics_now", "set_tags_now"]
 
 RUN_ID_ENV = "MLFLOW_RUN_ID"
 
@@ -46,8 +41,8 @@ def fixlab_tags(project: str, variant: str, document: str) -> dict[str, str]:
 
 
 @contextmanager
-def tracked_run(*, experiment: str, tags: Mapping[str, str], run_name: str | None = None
-                ) -> Iterator[mlflow.ActiveRun]:
+def tracked_run(*, experiment: str, tags: Mapping[str, str], run_name: str | None = None,
+                resume: str | None = None) -> Iterator[mlflow.ActiveRun]:
     """The run to log into, active for the block; ended FINISHED, FAILED or KILLED.
 
     Args:
@@ -55,13 +50,18 @@ def tracked_run(*, experiment: str, tags: Mapping[str, str], run_name: str | Non
             `MLFLOW_EXPERIMENT_NAME` nor `MLFLOW_EXPERIMENT_ID` chooses one.
         tags: set on the run first thing.
         run_name: for a standalone run; MLflow picks one when None.
+        resume: the id of an existing run to continue (it becomes RUNNING again).
 
     Raises:
+        ValueError: `resume` names another run than `MLFLOW_RUN_ID`.
         Whatever the block raises, after the run has been marked FAILED (or KILLED).
     """
     # The recorder reads back small artifacts; MLflow's progress bars would bury the summary.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     run_id = os.environ.get(RUN_ID_ENV)
+    if resume and run_id and run_id != resume:
+        raise ValueError(f"resume={resume!r} is not allowed under {RUN_ID_ENV}={run_id!r}; allowed: the same run id")
+    run_id = resume or run_id
     if run_id:
         run = mlflow.start_run(run_id=run_id)
     elif os.environ.get("MLFLOW_EXPERIMENT_NAME") or os.environ.get("MLFLOW_EXPERIMENT_ID"):
@@ -114,19 +114,6 @@ def _sigterm_as_interrupt() -> Any:
         raise KeyboardInterrupt(f"signal {signum}")
 
     return signal.signal(signal.SIGTERM, interrupt)
-
-
-def lightning_logger(run: mlflow.ActiveRun, **kwargs: Any) -> "MLFlowLogger":
-    """Lightning's `MLFlowLogger` bound to `run` and to the current tracking URI.
-
-    Without `run_id` it would open a second run; without `tracking_uri` it would fall back to
-    the deprecated `./mlruns` file store.
-    """
-    from lightning.pytorch.loggers import MLFlowLogger
-
-    experiment = mlflow.get_experiment(run.info.experiment_id)
-    return MLFlowLogger(experiment_name=experiment.name, run_id=run.info.run_id,
-                        tracking_uri=mlflow.get_tracking_uri(), **kwargs)
 
 
 def log_params_once(run_id: str, params: Mapping[str, Any]) -> dict[str, str]:

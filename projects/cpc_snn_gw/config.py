@@ -6,21 +6,20 @@ Importing this module loads only the standard library (and `projects.common.para
 
 from __future__ import annotations
 
-import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
+from projects.common.config import RunConfig
 from projects.common.params import (Param, ParamError, choice, diagnostics_params, integer, optional, optional_file,
                                     real)
+from projects.common.spec import ProjectSpec
 
-__all__ = ["PROJECT", "DOCUMENT", "REGISTERED_MODEL", "CLAIMS_FILE", "VARIANTS", "PARAMS",
-           "CpcGwConfig"]
+__all__ = ["SPEC", "VARIANTS", "PARAMS", "CpcGwConfig", "check_inputs"]
 
-PROJECT = "cpc_snn_gw"
-DOCUMENT = "000_940c272a91a05c21.txt"
-REGISTERED_MODEL = "cpc-snn-gw"
-CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
+SPEC = ProjectSpec(name="cpc_snn_gw", document="000_940c272a91a05c21.txt", registered_model="cpc-snn-gw",
+                   claims_file=Path(__file__).with_name("claims.yaml"),
+                   selection_metric="best/val_auc", mode="max")  # ROC AUC of the kept parameters on validation
 
 
 #: The rows of the document's diagnosis table; the models and learning rates are in
@@ -34,26 +33,23 @@ VARIANTS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
-class CpcGwConfig:
+class CpcGwConfig(RunConfig):
     """One run of document 000's experiment. Defaults are the quick run: a few minutes on two CPU
     cores from an empty cache, data generation included."""
 
+    epochs: int = 20
+    lr: float | None = None        # None: the document's rate for the variant
+    log_every: int = 20
+    experiment_name: str = SPEC.name
     variant: str = "cpc_fixed"
     n_train: int = 2000            # simulated windows per split, half with an injection
     n_val: int = 500
     n_test: int = 2000             # 1000 noise windows: false-alarm rates down to 1e-3 are resolved
     snr_min: float = 5.0           # optimal network SNR of injections, drawn uniformly
     snr_max: float = 15.0
-    epochs: int = 20
     batch_size: int = 32
-    lr: float | None = None        # None: the document's rate for the variant
-    seed: int = 0                  # seeds the data, the weights and the shuffle
     data_path: str | None = None   # an MLGWSC-1 strain file (HDF5) instead of simulated data
     injections_path: str | None = None  # its injection file (labels); required with data_path
-    log_every: int = 20            # steps between gradient statistics / metric flushes
-    policy: str = "warn"           # on critical findings: warn | skip_step | stop
-    experiment_name: str = PROJECT  # standalone runs only; `mlflow run` picks its own
-    cache_dir: str | None = None   # default: $FIXLAB_CACHE or ~/.cache/fixlab
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -77,20 +73,10 @@ class CpcGwConfig:
 
         return self.lr if self.lr is not None else variant_learning_rate(self.variant)
 
-    @property
-    def cache_path(self) -> Path:
-        return Path(self.cache_dir or os.environ.get("FIXLAB_CACHE") or Path.home() / ".cache" / "fixlab")
-
-    @classmethod
-    def from_params(cls, values: Mapping[str, Any], **overrides: Any) -> "CpcGwConfig":
-        """A config from `parse_params(PARAMS, ...)`'s result (None means the default)."""
-        given = {k: v for k, v in values.items() if v is not None}
-        return cls(**{**given, **overrides})
-
     def to_params(self) -> dict[str, Any]:
         """Everything, flat, for MLflow params; `learning_rate` is the rate used (`lr` may be empty:
         `mlflow run` logs each -P value as given, and MLflow params cannot change)."""
-        return {**asdict(self), "learning_rate": self.learning_rate}
+        return {**super().to_params(), "learning_rate": self.learning_rate}
 
 
 _DEFAULTS = CpcGwConfig()
@@ -117,3 +103,18 @@ PARAMS: tuple[Param, ...] = (
           "the MLGWSC-1 injection file that labels data_path's windows"),
     *diagnostics_params(_DEFAULTS.log_every, _DEFAULTS.policy),
 )
+
+
+def check_inputs(config: CpcGwConfig) -> None:
+    """Read the user's MLGWSC-1 files once, so a malformed one is a parameter error, not a failed run."""
+    if not config.data_path:
+        return
+    from jax_modules.gw_data.mlgwsc import MLGWSCFormatError, load_mlgwsc
+
+    try:
+        windows = load_mlgwsc(config.data_path, config.injections_path, max_windows=1)
+    except MLGWSCFormatError as exc:
+        name = "injections_path" if config.injections_path and config.injections_path in str(exc) else "data_path"
+        raise ParamError(name, getattr(config, name), "an MLGWSC-1 HDF5 file", problem=str(exc)) from None
+    if len(windows) == 0:
+        raise ParamError("data_path", config.data_path, "an MLGWSC-1 file with at least one window")

@@ -13,6 +13,7 @@ import json
 import math
 import tempfile
 import time
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,23 +30,21 @@ from jax_modules.cpc_snn_gw.models import build_model
 from jax_modules.cpc_snn_gw.steps import make_predict, make_train_step, predict_in_batches, split_model
 from jax_modules.cpc_snn_gw.task_gradients import make_task_probe
 from jax_modules.cpc_snn_gw.variants import variant_config
-from mlflow_plugins.claims import claims_html, evaluate, load_claims, log_claims
-from mlflow_plugins.findings import Finding, finding_codes, overall_health
-from mlflow_plugins.jax import monitored, probe_norms, unprobe_norms, watch_jax
-from mlflow_plugins.run_record import run_report
-from mlflow_plugins.registry import register_pyfunc
+from mlflow_plugins.jax import JaxMonitor, monitored, probe_norms, unprobe_norms, watch_jax
+from mlflow_plugins.registry import RegistrationResult, register_pyfunc
 from projects.common.entry import RunSummary
-from projects.common.tracking import fixlab_tags, log_metrics_now, log_params_once, tracked_run
+from projects.common.jax_checkpoint import load_train_state, save_train_state
+from projects.common.run import ProjectRun, finish_run, open_run
 from projects.cpc_snn_gw import detection
-from projects.cpc_snn_gw.config import CLAIMS_FILE, DOCUMENT, PROJECT, REGISTERED_MODEL, VARIANTS, CpcGwConfig
+from projects.cpc_snn_gw.config import SPEC, VARIANTS, CpcGwConfig
 from projects.cpc_snn_gw.data import RunData, Windows, load_run_data
 from projects.cpc_snn_gw.figures import efficiency_figure, roc_figure
 
-__all__ = ["RunSummary", "train_and_evaluate"]
+__all__ = ["RunSummary", "TrainState", "train_and_evaluate", "train_epoch", "evaluate", "keep_best"]
 
-SELECTION_METRIC = "best/val_auc"  # ROC AUC of the kept parameters on the validation split
 FARS = (1e-2, 1e-3)
 SNR_BINS = 8
+TRAIN_STATE = "train_state.msgpack"  # in the run's checkpoint folder, rewritten after every epoch
 
 
 def headline(metrics: dict[str, float]) -> list[str]:
@@ -74,8 +73,129 @@ def split_scores(prefix: str, probs: np.ndarray, windows: Windows) -> dict[str, 
     return metrics
 
 
-def train_and_evaluate(config: CpcGwConfig, progress: bool = True) -> RunSummary:
+@dataclass(frozen=True)
+class TrainState:
+    """Everything the next epoch depends on; checkpointed after every epoch.
+
+    `params`, `opt_state` and `best_params` are array pytrees; the rest is plain values.
+    """
+
+    params: Any
+    opt_state: Any
+    best_params: Any
+    shuffle: dict[str, Any]                  # the numpy bit generator's state: the next epoch's order
+    epoch: int = 0                           # epochs done
+    step: int = 0                            # optimizer updates done
+    best_score: float = -math.inf            # validation ROC AUC (accuracy when AUC is undefined)
+    history: dict[str, float] = field(default_factory=dict)  # best/*, fit/acc_epoch5
+    train_seconds: float = 0.0               # in training steps, task probes excluded
+
+    def trees(self) -> dict[str, Any]:
+        return {"params": self.params, "opt_state": self.opt_state, "best_params": self.best_params}
+
+    def record(self) -> dict[str, Any]:
+        return {"shuffle": self.shuffle, "epoch": self.epoch, "step": self.step, "best_score": self.best_score,
+                "history": self.history, "train_seconds": self.train_seconds}
+
+
+@dataclass(frozen=True)
+class Loop:
+    """What stays fixed while a run trains: the data, the compiled steps, the monitor, the run."""
+
+    config: CpcGwConfig
+    data: RunData
+    graphdef: Any
+    rest: Any
+    train_step: Callable[..., Any]
+    predict: Callable[..., Any]
+    task_probe: Callable[..., Any] | None
+    monitor: JaxMonitor
+    run: ProjectRun
+    bar: Any
+
+    @property
+    def n_batches(self) -> int:
+        return len(self.data.train) // self.config.batch_size
+
+
+def train_epoch(loop: Loop, state: TrainState) -> tuple[TrainState, dict[str, float]]:
+    """One epoch of shuffled batches under the monitor; the state after it and the epoch's means."""
+    config, train = loop.config, loop.data.train
+    rng = np.random.Generator(np.random.PCG64())
+    rng.bit_generator.state = state.shuffle
+    order = rng.permutation(len(train))
+    params, opt_state, step, probe_seconds = state.params, state.opt_state, state.step, 0.0
+    epoch_metrics = []
+    start = time.perf_counter()
+    for b in range(loop.n_batches):
+        idx = order[b * config.batch_size:(b + 1) * config.batch_size]
+        x, y = train.x[idx], train.y[idx]
+        before = params
+        params, opt_state, metrics, inter = loop.train_step(params, loop.rest, opt_state, x, y)
+        loop.monitor.observe(step, opt_state, intermediates=inter,  # steps count from 0, one per update
+                             locate=lambda before=before, x=x: (nnx.merge(loop.graphdef, before, loop.rest), (x,)))
+        if loop.task_probe is not None and step % config.log_every == 0:
+            probe_start = time.perf_counter()
+            tasks = jax.device_get(loop.task_probe(params, loop.rest, x, y))
+            loop.run.log_metrics({f"tasks/{k}": float(v) for k, v in tasks.items()}, step=step)
+            probe_seconds += time.perf_counter() - probe_start
+        step += 1
+        epoch_metrics.append(metrics)
+        loop.bar.update()
+    means = {k: float(v) for k, v in jax.device_get(jax.tree.map(lambda *v: np.mean(v), *epoch_metrics)).items()}
+    seconds = time.perf_counter() - start - probe_seconds
+    return replace(state, params=params, opt_state=opt_state, step=step, shuffle=rng.bit_generator.state,
+                   train_seconds=state.train_seconds + seconds), means
+
+
+def evaluate(loop: Loop, params: Any, windows: Windows, prefix: str) -> dict[str, float]:
+    """The scores of `params` on one split (`prefix`/acc, /auc, /tpr_at_far_*)."""
+    return split_scores(prefix, predict_in_batches(loop.predict, params, loop.rest, windows.x), windows)
+
+
+def keep_best(state: TrainState, val: dict[str, float]) -> TrainState:
+    """The state, keeping its parameters as the best if they beat the best validation score."""
+    score = val.get("val/auc", val["val/acc"])
+    if not score > state.best_score:
+        return state
+    best = {"best/epoch": state.epoch, **{f"best/{k.replace('/', '_')}": v for k, v in val.items()}}
+    return replace(state, best_params=state.params, best_score=score, history={**state.history, **best})
+
+
+def fit(loop: Loop, state: TrainState) -> TrainState:
+    """Epochs from `state.epoch + 1` to `config.epochs`: train, validate, log, keep the best, checkpoint."""
+    for epoch in range(state.epoch + 1, loop.config.epochs + 1):
+        state, means = train_epoch(loop, state)
+        val = evaluate(loop, state.params, loop.data.val, "val")
+        # fit/*: running means over the epoch's updates; train/* is the kept model evaluated at the end
+        loop.run.log_metrics({"epoch": epoch, **{f"fit/{k}": v for k, v in means.items()}, **val},
+                             step=state.step)  # the optimizer step, the x axis of grad_norm/*
+        state = replace(state, epoch=epoch)
+        if epoch == 5:  # the document: "> 70 % within 5 epochs"
+            state = replace(state, history={**state.history, "fit/acc_epoch5": means["acc"]})
+        state = keep_best(state, val)
+        save_train_state(loop.run.folder.file(TRAIN_STATE), state.trees(),
+                         {**state.record(), "monitor": loop.monitor.state_dict()})
+        loop.bar.set_postfix(loss=f"{means['loss']:.3f}", acc=f"{means['acc']:.3f}",
+                             val_auc=f"{val.get('val/auc', val['val/acc']):.3f}")
+    return state
+
+
+def resumed_state(loop: Loop, fresh: TrainState) -> TrainState:
+    """The state the run's last checkpoint holds (the monitor continues from it), or `fresh`."""
+    path = loop.run.folder.file(TRAIN_STATE)
+    if not (loop.run.resumed and path.is_file()):
+        return fresh
+    trees, record = load_train_state(path, fresh.trees())
+    loop.monitor.load_state_dict(record.pop("monitor"))
+    return TrainState(**trees, **record)
+
+
+def train_and_evaluate(config: CpcGwConfig, progress: bool = True, *, resume: str | None = None) -> RunSummary:
     """Train, test, measure claims, register; all inside one MLflow run.
+
+    Args:
+        resume: the id of a run of this config that died, to continue from its last epoch.
 
     Raises:
         Whatever training raises; the run is then marked FAILED.
@@ -83,121 +203,71 @@ def train_and_evaluate(config: CpcGwConfig, progress: bool = True) -> RunSummary
     t0 = time.perf_counter()
     data = load_run_data(config, progress=progress)
     data_seconds = time.perf_counter() - t0
+    if len(data.train) < config.batch_size:
+        raise ValueError(f"batch_size={config.batch_size} is larger than the {len(data.train)} training windows; "
+                         "allowed: at most the training set size")
     model_config = variant_config(config.variant)
     model = build_model(model_config, seed=config.seed)
     probed = probe_norms(model)
     graphdef, params, rest = split_model(model)
     tx = monitored(optax.adam(config.learning_rate), log_every=config.log_every)
-    opt_state = tx.init(params)
-    train_step = make_train_step(graphdef, tx, model_config.infonce_weight)
-    predict = make_predict(graphdef)
-    # CPC models: the encoder's gradient per loss, and the spike bridge's surrogate (task_gradients)
-    task_probe = make_task_probe(graphdef) if hasattr(model, "encoder") else None
     n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
 
-    tags = fixlab_tags(PROJECT, config.variant, DOCUMENT)
-    with tracked_run(experiment=config.experiment_name, tags=tags, run_name=config.variant) as run:
-        run_id = run.info.run_id
-        log_params_once(run_id, {
+    with open_run(SPEC, config, resume=resume) as run:
+        run.log_params({
             **config.to_params(), "document_row": VARIANTS[config.variant], "data.source": data.source,
             "data.n_train": len(data.train), "data.n_val": len(data.val), "data.n_test": len(data.test),
             "data.window": data.train.x.shape[-1], "n_params": n_params, "norm_probes": ",".join(probed) or "none",
             **{f"model.{k}": v for k, v in vars(model_config).items()},
         })
-        log_metrics_now(run_id, {"perf/data_seconds": data_seconds, "data/generated": float(data.generated)})
-        with run_report(run_id) as report:  # written once, when this block ends
-            with watch_jax(params, policy=config.policy, run_id=run_id) as monitor:
-                best, history = _fit(config, data, train_step, predict, params, rest, opt_state, monitor,
-                                     graphdef, task_probe, run_id, progress)
-            findings: list[Finding] = list(monitor.findings)
-            metrics = _test(config, data, predict, best, rest, run_id, history)
-            health = overall_health(findings)
-            claims = load_claims(CLAIMS_FILE).for_variant(config.variant)
-            results = evaluate(claims, {k: v for k, v in metrics.items() if v is not None})
-            log_claims(results, run_id)
-            for title, section in _report_sections(run_id, results).items():
-                report.add_section(title, section)
-        registration = _register(model_config, graphdef, best, rest, data, run_id, metrics, health)
-
-    metrics = {k: v for k, v in metrics.items() if v is not None}
-    return RunSummary(
-        project=PROJECT, registered_model=REGISTERED_MODEL, run_id=run_id, variant=config.variant,
-        metrics=metrics, headline=headline(metrics), health=health, findings=sorted(set(finding_codes(findings).split(",")) - {""}),
-        claims=[(r.claim.id, r.claim.expected, r.measured, r.verdict) for r in results],
-        registered_version=registration.version, registration=registration.reason)
-
-
-def _fit(config: CpcGwConfig, data: RunData, train_step: Callable[..., Any], predict: Callable[..., Any],
-         params: Any, rest: Any, opt_state: Any, monitor: Any, graphdef: Any,
-         task_probe: Callable[..., Any] | None, run_id: str, progress: bool) -> tuple[Any, dict[str, float]]:
-    """Epochs of shuffled full batches; returns the best parameters by validation AUC and a history."""
-    rng = np.random.default_rng(config.seed)
-    n_batches = len(data.train) // config.batch_size
-    if n_batches == 0:
-        raise ValueError(f"batch_size={config.batch_size} is larger than the {len(data.train)} training windows; "
-                         "allowed: at most the training set size")
-    best_params, best_auc, history = params, -math.inf, {}
-    step, train_seconds, probe_seconds = 0, 0.0, 0.0
-    bar = tqdm(total=config.epochs * n_batches, desc=f"{config.variant}", unit="step", disable=not progress)
-    for epoch in range(1, config.epochs + 1):
-        order = rng.permutation(len(data.train))
-        epoch_metrics = []
-        start = time.perf_counter()
-        for b in range(n_batches):
-            idx = order[b * config.batch_size:(b + 1) * config.batch_size]
-            x, y = data.train.x[idx], data.train.y[idx]
-            before = params
-            params, opt_state, metrics, inter = train_step(params, rest, opt_state, x, y)
-            monitor.observe(step, opt_state, intermediates=inter,  # steps count from 0, one per update
-                            locate=lambda before=before, x=x: (nnx.merge(graphdef, before, rest), (x,)))
-            if task_probe is not None and step % config.log_every == 0:
-                probe_start = time.perf_counter()
-                tasks = {f"tasks/{k}": float(v) for k, v in jax.device_get(task_probe(params, rest, x, y)).items()}
-                log_metrics_now(run_id, tasks, step=step)
-                probe_seconds += time.perf_counter() - probe_start
-            step += 1
-            epoch_metrics.append(metrics)
-            bar.update()
-        means = {k: float(v) for k, v in jax.device_get(jax.tree.map(lambda *v: np.mean(v), *epoch_metrics)).items()}
-        train_seconds += time.perf_counter() - start
-        val_probs = predict_in_batches(predict, params, rest, data.val.x)
-        val = split_scores("val", val_probs, data.val)
-        # fit/*: running means over the epoch's updates; train/* is the kept model evaluated at the end
-        logged = {"epoch": epoch, **{f"fit/{k}": v for k, v in means.items()}, **val}
-        log_metrics_now(run_id, logged, step=step)  # the optimizer step, the x axis of grad_norm/*
-        if epoch == 5:
-            history["fit/acc_epoch5"] = means["acc"]  # the document: "> 70 % within 5 epochs"
-        auc = val.get("val/auc", val["val/acc"])
-        if auc > best_auc:
-            best_params, best_auc = params, auc
-            history.update({"best/epoch": epoch, **{f"best/{k.replace('/', '_')}": v for k, v in val.items()}})
-        bar.set_postfix(loss=f"{means['loss']:.3f}", acc=f"{means['acc']:.3f}", val_auc=f"{auc:.3f}")
-    bar.close()
-    history["perf/train_samples_per_s"] = step * config.batch_size / (train_seconds - probe_seconds)
-    return best_params, history
+        run.log_metrics({"perf/data_seconds": data_seconds, "data/generated": float(data.generated)})
+        n_batches = len(data.train) // config.batch_size
+        with watch_jax(params, policy=config.policy, run_id=run.run_id) as monitor, \
+                tqdm(total=config.epochs * n_batches, desc=config.variant, unit="step", disable=not progress) as bar:
+            loop = Loop(config, data, graphdef, rest, make_train_step(graphdef, tx, model_config.infonce_weight),
+                        make_predict(graphdef),
+                        # CPC models: the encoder's gradient per loss, and the spike bridge's surrogate
+                        make_task_probe(graphdef) if hasattr(model, "encoder") else None, monitor, run, bar)
+            fresh = TrainState(params, tx.init(params), params, np.random.default_rng(config.seed).bit_generator.state)
+            state = resumed_state(loop, fresh)
+            bar.update(state.step)
+            state = fit(loop, state)
+        metrics, test_probs = test_metrics(loop, state)
+        metrics.update(log_figures(config, data.test, test_probs, metrics.get("test/auc", math.nan)))
+        run.log_metrics(metrics)
+        return finish_run(
+            run, findings=monitor.findings, metrics=metrics, headline=headline(metrics),
+            register=lambda healthy: _register(model_config, graphdef, state.best_params, rest, data, run.run_id,
+                                               metrics, healthy),
+            sections=_report_sections(run.run_id))
 
 
-def _test(config: CpcGwConfig, data: RunData, predict: Callable[..., Any], params: Any, rest: Any, run_id: str,
-          history: dict[str, float]) -> dict[str, float]:
-    """The best parameters on train (the document's "Train Acc") and test, the figures, throughput."""
-    train_probs = predict_in_batches(predict, params, rest, data.train.x)
+def test_metrics(loop: Loop, state: TrainState) -> tuple[dict[str, float], np.ndarray]:
+    """The best parameters on train (the document's "Train Acc") and test, and throughput; and the
+    test set's probabilities."""
+    train = evaluate(loop, state.best_params, loop.data.train, "train")
     start = time.perf_counter()
-    test_probs = predict_in_batches(predict, params, rest, data.test.x)
+    test_probs = predict_in_batches(loop.predict, state.best_params, loop.rest, loop.data.test.x)
     infer_seconds = time.perf_counter() - start
-    metrics = {**history, **split_scores("train", train_probs, data.train),
-               **split_scores("test", test_probs, data.test),
-               "perf/infer_samples_per_s": len(data.test) / infer_seconds, "chance/acc": 0.5}
-    test = data.test
-    if 0 < test.y.sum() < len(test):
-        title = f"{config.variant}: test set, {len(test)} windows"
-        far, tpr = detection.roc_curve(test_probs, test.y)
-        mlflow.log_figure(roc_figure(far, tpr, metrics["test/auc"], title), "figures/roc.png")
-        snr = test.snr[test.y == 1]
-        if np.isfinite(snr).any():
-            mlflow.log_figure(efficiency_figure(_efficiency_curves(test_probs, test, metrics), title),
-                              "figures/efficiency_vs_snr.png")
-    log_metrics_now(run_id, metrics)
-    return metrics
+    metrics = {**state.history, **train, **split_scores("test", test_probs, loop.data.test),
+               "perf/train_samples_per_s": state.step * loop.config.batch_size / state.train_seconds,
+               "perf/infer_samples_per_s": len(loop.data.test) / infer_seconds, "chance/acc": 0.5}
+    return metrics, test_probs
+
+
+def log_figures(config: CpcGwConfig, test: Windows, test_probs: np.ndarray, auc: float) -> dict[str, float]:
+    """Logs the ROC curve and the efficiency against SNR of the test set; returns the efficiencies
+    per SNR bin (empty when the test set has one class only)."""
+    efficiencies: dict[str, float] = {}
+    if not 0 < test.y.sum() < len(test):
+        return efficiencies
+    title = f"{config.variant}: test set, {len(test)} windows"
+    far, tpr = detection.roc_curve(test_probs, test.y)
+    mlflow.log_figure(roc_figure(far, tpr, auc, title), "figures/roc.png")
+    if np.isfinite(test.snr[test.y == 1]).any():
+        curves = _efficiency_curves(test_probs, test, efficiencies)
+        mlflow.log_figure(efficiency_figure(curves, title), "figures/efficiency_vs_snr.png")
+    return efficiencies
 
 
 def _efficiency_curves(probs: np.ndarray, test: Windows, metrics: dict[str, float]) -> list[Any]:
@@ -219,7 +289,7 @@ def _efficiency_curves(probs: np.ndarray, test: Windows, metrics: dict[str, floa
 
 
 def _register(model_config: Any, graphdef: Any, params: Any, rest: Any, data: RunData, run_id: str,
-              metrics: dict[str, float], health: str) -> Any:
+              metrics: dict[str, float], healthy: bool) -> RegistrationResult:
     """The best parameters as pyfunc `cpc-snn-gw` (serving.py + msgpack weights), gated on health."""
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
@@ -235,8 +305,9 @@ def _register(model_config: Any, graphdef: Any, params: Any, rest: Any, data: Ru
         config_file.write_text(json.dumps(vars(model_config)))
         return register_pyfunc(
             Path(__file__).with_name("serving.py"), artifacts={"weights": weights, "config": config_file},
-            signature=signature, input_example=data.test.x[:2], project=REGISTERED_MODEL, run_id=run_id,
-            metric=SELECTION_METRIC, value=metrics.get(SELECTION_METRIC, math.nan), healthy=health != "critical",
+            signature=signature, input_example=data.test.x[:2], project=SPEC.registered_model, run_id=run_id,
+            metric=SPEC.selection_metric, value=metrics.get(SPEC.selection_metric, math.nan),
+            greater_is_better=SPEC.greater_is_better, healthy=healthy,
             pip_requirements=[f"jax=={jax.__version__}", f"flax=={flax.__version__}", f"mlflow=={mlflow.__version__}",
                               "numpy"],
             tracking_uri=mlflow.get_tracking_uri())
@@ -269,12 +340,9 @@ def gradient_story_html(histories: dict[str, list[float]]) -> str:
     return f"<table>\n<thead><tr>{head}</tr></thead>\n<tbody>\n" + "\n".join(rows) + "\n</tbody>\n</table>"
 
 
-def _report_sections(run_id: str, results: list[Any]) -> dict[str, str]:
-    """The report's project sections: the claim verdicts and the gradient measurements."""
+def _report_sections(run_id: str) -> dict[str, str]:
+    """The report's project section after the claims: the gradient measurements, if any."""
     client = mlflow.MlflowClient()
     histories = {key: [m.value for m in client.get_metric_history(run_id, key)] for key, _ in GRADIENT_STORY}
-    sections = {f"Claims of document {DOCUMENT}": claims_html(results)}
     story = gradient_story_html(histories)
-    if story:
-        sections["What the gradients did (the document's suspects, measured)"] = story
-    return sections
+    return {"What the gradients did (the document's suspects, measured)": story} if story else {}

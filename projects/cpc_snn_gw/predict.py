@@ -17,7 +17,7 @@ from typing import Sequence
 import numpy as np
 
 from projects.common.params import Param, ParamError, parse_params, report_param_error
-from projects.cpc_snn_gw.config import REGISTERED_MODEL
+from projects.cpc_snn_gw.config import SPEC
 
 PROG = "cpc_snn_gw.predict"
 MODEL_PREFIX = "models:/"
@@ -45,7 +45,7 @@ def _output_file(name: str, text: str) -> str:
 
 
 PARAMS: tuple[Param, ...] = (
-    Param("model", _model_uri, f"{MODEL_PREFIX}{REGISTERED_MODEL}@champion", "the registered detector"),
+    Param("model", _model_uri, f"{MODEL_PREFIX}{SPEC.registered_model}@champion", "the registered detector"),
     Param("data_path", _existing_file, None, "the MLGWSC-1 strain file to score"),
     Param("out", _output_file, "scores.csv", "where to write start_time,probability rows"),
 )

@@ -6,45 +6,40 @@ that `train.py` can reject a bad parameter before torch, Lightning or MLflow are
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
+from projects.common.config import RunConfig
 from projects.common.params import Param, ParamError, choice, diagnostics_params, integer, optional_file, real
+from projects.common.spec import ProjectSpec
 
-__all__ = ["PROJECT", "DOCUMENT", "REGISTERED_MODEL", "CLAIMS_FILE", "PARAMS", "ReprGradflowConfig",
-           "check_inputs", "load_init_state"]
+__all__ = ["SPEC", "PARAMS", "ReprGradflowConfig", "check_inputs", "load_init_state"]
 
-PROJECT = "repr_gradflow"
-DOCUMENT = "001_bac714bd05ae718b.txt"
-REGISTERED_MODEL = "repr-gradflow"
-CLAIMS_FILE = Path(__file__).with_name("claims.yaml")
+SPEC = ProjectSpec(name="repr_gradflow", document="001_bac714bd05ae718b.txt", registered_model="repr-gradflow",
+                   claims_file=Path(__file__).with_name("claims.yaml"), selection_metric="val/acc", mode="max")
 
 
 @dataclass(frozen=True)
-class ReprGradflowConfig:
+class ReprGradflowConfig(RunConfig):
     """One run of document 001's experiment. Defaults are the quick run (about a minute on two
     CPU cores) at the document's own data scale: 500 samples of 60 classes."""
 
+    epochs: int = 40
+    lr: float = 3e-3                      # Adam, over every parameter in both variants
+    experiment_name: str = SPEC.name
     variant: str = "fixed"                # "broken": the document's bug; "fixed": its fixes 1-4
     n_samples: int = 500                  # generated samples; the document had 500 (~8 a class)
     n_classes: int = 60                   # the document's 60 classes; chance is 1/60
-    epochs: int = 40
     batch_size: int = 32
-    lr: float = 3e-3                      # Adam, over every parameter in both variants
-    seed: int = 0                         # seeds the data, the split, the weights, the shuffle
     data_path: str | None = None          # the user's .npz (X (N, T, C) float, y (N,) int)
     init_checkpoint: str | None = None    # a state dict to start from (loaded weights_only)
-    log_every: int = 10                   # steps between gradient statistics / metric flushes
-    policy: str = "warn"                  # on critical findings: warn | skip_step | stop
-    experiment_name: str = PROJECT        # standalone runs only; `mlflow run` picks its own
     # The generated task and the network (see lightning_modules.repr_gradflow).
     seq_len: int = 128
     n_channels: int = 3
     reservoir_size: int = 64
     conv_channels: int = 32
     kernel_sizes: tuple[int, ...] = field(default=(3, 5, 7))
-    cache_dir: str | None = None          # default: $FIXLAB_CACHE or ~/.cache/fixlab
 
     def __post_init__(self) -> None:
         if self.variant not in ("broken", "fixed"):
@@ -57,18 +52,6 @@ class ReprGradflowConfig:
     def entry_point(self) -> str:
         """The MLproject entry point, also the `fixlab.variant` tag: `repr_broken` or `repr_fixed`."""
         return f"repr_{self.variant}"
-
-    @classmethod
-    def from_params(cls, values: Mapping[str, Any], **overrides: Any) -> "ReprGradflowConfig":
-        """A config from `parse_params(PARAMS, ...)`'s result (None means the default)."""
-        given = {k: v for k, v in values.items() if v is not None}
-        return cls(**{**given, **overrides})
-
-    def to_params(self) -> dict[str, Any]:
-        """Everything, flat, for MLflow params."""
-        d = asdict(self)
-        d["kernel_sizes"] = ",".join(map(str, self.kernel_sizes))
-        return d
 
 
 _DEFAULTS = ReprGradflowConfig()

@@ -10,20 +10,11 @@ from __future__ import annotations
 import sys
 from typing import Sequence
 
-from projects.common.entry import run_entry
-from projects.repr_gradflow.config import PARAMS, ReprGradflowConfig, check_inputs
-
-PROG = "repr_gradflow"
+from projects.common.entry import project_main
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    def load_runner():  # torch, Lightning and MLflow take seconds to load: only for a good config
-        from projects.repr_gradflow.experiment import train_and_evaluate
-        return train_and_evaluate
-
-    return run_entry(argv, prog=PROG, description=__doc__.splitlines()[0], params=PARAMS,
-                     make_config=ReprGradflowConfig.from_params, check_inputs=check_inputs,
-                     load_runner=load_runner)
+    return project_main("projects.repr_gradflow", argv, description=__doc__.splitlines()[0])
 
 
 if __name__ == "__main__":

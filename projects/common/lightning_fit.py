@@ -1,0 +1,136 @@
+"""The Lightning part every Lightning project shares: fit with checkpoints in the run's folder, test
+the best, and continue a run that died from its last checkpoint.
+
+A checkpoint is written at the end of every epoch (`last.ckpt`) and whenever the selection metric
+improves (`best.ckpt`), both in the run's `RunFolder`. It holds everything the next epoch depends
+on: weights, optimizer, loop counters, every callback's state (the fixlab rules' included), the
+data module's shuffle generator and the process's random number generators. A continued run calls
+`trainer.fit(ckpt_path=last.ckpt)` (Lightning's own resume), and its metrics reach MLflow through a
+logger that skips the steps the run already holds.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+import lightning as L
+import mlflow
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.loggers import MLFlowLogger
+
+from mlflow_plugins.recording import LoggedSteps
+from projects.common.run import ProjectRun
+
+__all__ = ["FitResult", "RandomState", "ResumableMLFlowLogger", "fit_and_test"]
+
+LAST = "last.ckpt"
+
+
+@dataclass(frozen=True)
+class FitResult:
+    """What fit and test measured.
+
+    Attributes:
+        trainer: the trainer (after testing).
+        fit_metrics: `trainer.callback_metrics` at the end of fitting, as floats.
+        optimizers: the optimizers fitting used.
+        best_score: the best value of the selection metric (None: never logged).
+        best_path: the checkpoint tested ('' when there was none: the last weights were tested).
+        tested: the test metrics, as floats.
+    """
+
+    trainer: L.Trainer
+    fit_metrics: dict[str, float]
+    optimizers: list[torch.optim.Optimizer]
+    best_score: float | None
+    best_path: str
+    tested: dict[str, float]
+
+
+class ResumableMLFlowLogger(MLFlowLogger):
+    """Lightning's MLflow logger that drops metric points the run already holds (`LoggedSteps`)."""
+
+    def __init__(self, *, logged: LoggedSteps, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._logged = logged
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        fresh = self._logged.fresh(metrics, step or 0)
+        if fresh:
+            super().log_metrics(fresh, step)
+
+
+class RandomState(Callback):
+    """Carries the process's random generators (torch, numpy, Python) in the checkpoint, so dropout
+    masks after a resume are the ones an uninterrupted run draws. Restored when training starts:
+    after Lightning's sanity check, whose loaders draw from the global generator."""
+
+    def __init__(self) -> None:
+        self._pending: dict[str, Any] | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        kind, keys, pos, has_gauss, cached = np.random.get_state()
+        version, state, gauss = random.getstate()
+        return {"torch": torch.get_rng_state(), "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), pos,
+                                                          has_gauss, cached],
+                "python": [version, list(state), gauss]}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self._pending = state_dict
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self._pending is None:
+            return
+        state, self._pending = self._pending, None
+        torch.set_rng_state(state["torch"])
+        kind, keys, pos, has_gauss, cached = state["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+        version, values, gauss = state["python"]
+        random.setstate((version, tuple(values), gauss))
+
+
+def fit_and_test(run: ProjectRun, module: L.LightningModule, datamodule: L.LightningDataModule, *,
+                 callbacks: Sequence[Callback] = ()) -> FitResult:
+    """Fit `module` for `run.config.epochs` (continuing from the run's last checkpoint when it was
+    resumed), then test the checkpoint with the best `run.spec.selection_metric`.
+
+    Args:
+        callbacks: the project's callbacks (the fixlab diagnostics); their state is checkpointed.
+    """
+    spec, config, folder = run.spec, run.config, run.folder
+    best = ModelCheckpoint(dirpath=folder.path, filename="best", monitor=spec.selection_metric, mode=spec.mode,
+                           save_top_k=1, save_last=True, save_on_train_epoch_end=True, enable_version_counter=False)
+    logger = ResumableMLFlowLogger(logged=run.logged, experiment_name=_experiment_name(run.run_id),
+                                   run_id=run.run_id, tracking_uri=mlflow.get_tracking_uri())
+    trainer = L.Trainer(max_epochs=config.epochs, logger=logger, callbacks=[*callbacks, RandomState(), best],
+                        deterministic=True, log_every_n_steps=config.log_every, enable_model_summary=False,
+                        default_root_dir=folder.path, accelerator="auto", devices=1)
+    last = folder.file(LAST)
+    trainer.fit(module, datamodule=datamodule, ckpt_path=last if run.resumed and last.is_file() else None,
+                weights_only=True)
+    fit_metrics = _floats(trainer.callback_metrics)
+    optimizers = list(trainer.optimizers)
+    tested = trainer.test(module, datamodule=datamodule, ckpt_path=best.best_model_path or None, verbose=False,
+                          weights_only=True)
+    score = best.best_model_score
+    return FitResult(trainer, fit_metrics, optimizers, None if score is None else float(score),
+                     best.best_model_path, _floats(tested[0]) if tested else {})
+
+
+def _experiment_name(run_id: str) -> str:
+    run = mlflow.MlflowClient().get_run(run_id)
+    return mlflow.get_experiment(run.info.experiment_id).name
+
+
+def _floats(metrics: Mapping[str, Any]) -> dict[str, float]:
+    out = {}
+    for key, value in metrics.items():
+        try:
+            out[str(key)] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out
