@@ -75,7 +75,7 @@ SLOW = (
     "test_benchmarks_smoke.py::test_logging_tables", "test_benchmarks_smoke.py::test_jax_overhead",
     "jax_plugin/test_jax_benchmark_smoke.py::test_table", "cpc_snn_gw/test_cpcsnn_task_gradients.py::",
     "test_repr_gradflow.py::test_same_seed", "test_cli.py::test_console_script",
-    "test_rules.py::test_a_monitor_never_closed",
+    "test_rules.py::test_a_monitor_never_closed", "test_resume.py::test_a_killed_run",
 )
 
 
