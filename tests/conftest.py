@@ -63,6 +63,13 @@ def module_store(tmp_path_factory: pytest.TempPathFactory, _mlflow_db_template: 
                 os.environ[key] = value
 
 
+@pytest.fixture(scope="session")
+def shared_data_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data cache for the session's tiny project runs: the tiny GW data set is simulated once
+    (a few seconds in its own process) and read by every later test that asks for the same config."""
+    return tmp_path_factory.mktemp("data_cache")
+
+
 # Slow kinds (`-m "not slow"` skips them while developing; CI runs everything): end-to-end
 # `mlflow run`, a real `mlflow server`, fresh interpreters that load a model, full training runs
 # of a project, data generation in its own process, the benchmarks' code paths.

@@ -100,10 +100,9 @@ def test_malformed_hdf5_files_are_parameter_errors(tmp_path, monkeypatch, capsys
 
 
 @pytest.fixture(scope="module")
-def tiny_runs(module_store, tmp_path_factory):
+def tiny_runs(module_store, shared_data_cache):
     """cpc_fixed twice on the same seed (the second from the data cache), tiny and quick."""
-    cache = tmp_path_factory.mktemp("cache")
-    config = CpcGwConfig(variant="cpc_fixed", experiment_name="cpc_tiny", cache_dir=str(cache), **TINY)
+    config = CpcGwConfig(variant="cpc_fixed", experiment_name="cpc_tiny", cache_dir=str(shared_data_cache), **TINY)
     first = train_and_evaluate(config, progress=False)
     second = train_and_evaluate(config, progress=False)
     return module_store, first, second

@@ -29,6 +29,7 @@ from mlflow_plugins.registry import RegistrationResult
 from mlflow_plugins.run_record import RunReport, run_report
 from projects.common.config import RunConfig
 from projects.common.entry import RunSummary
+from projects.common.resume import resumable_folder
 from projects.common.run_folder import CHECKPOINTS_TAG, RunFolder
 from projects.common.spec import ProjectSpec
 from projects.common.tracking import fixlab_tags, log_metrics_now, log_params_once, set_tags_now, tracked_run
@@ -79,14 +80,16 @@ def open_run(spec: ProjectSpec, config: RunConfig, *, resume: str | None = None)
     otherwise.
 
     Raises:
-        RunBusyError: another live process is training the run `resume`.
+        ResumeError: the run `resume` cannot be continued (finished, not a project run, its
+            folder gone, or another live process is training it).
         Whatever the block raises, after the run has been marked FAILED or KILLED.
     """
     tags = fixlab_tags(spec.name, config.entry_point, spec.document)
     with ExitStack() as stack:
         if resume:
-            recorded = mlflow.MlflowClient().get_run(resume).data.tags
-            folder = stack.enter_context(RunFolder(recorded[CHECKPOINTS_TAG]).hold())
+            previous = mlflow.MlflowClient().get_run(resume)
+            recorded = previous.data.tags
+            folder = stack.enter_context(resumable_folder(previous).hold())
         active = stack.enter_context(tracked_run(experiment=config.experiment_name or spec.name, tags=tags,
                                                  run_name=config.entry_point, resume=resume))
         run_id = active.info.run_id

@@ -233,14 +233,6 @@ def test_a_corrupt_entry_is_regenerated_byte_identically(run_data, cache_dir, tm
     assert load_run_data(config, progress=False).generated is False  # the entry was replaced
 
 
-def test_another_seed_is_another_entry_with_other_data(run_data, cache_dir):
-    other = load_run_data(CpcGwConfig(**{**RUN, "seed": 4}, cache_dir=str(cache_dir)), progress=False)
-    assert other.generated is True
-    assert len(list((cache_dir / "gw_data").glob("*.npz"))) == 2
-    assert not np.array_equal(other.train.x, run_data.train.x)
-    assert not np.array_equal(other.train.snr, run_data.train.snr, equal_nan=True)
-
-
 def test_generated_arrays_that_do_not_fit_the_config_are_not_cached(monkeypatch, tmp_path, dataset):
     wrong = lambda config, progress: dataset  # noqa: E731  CONFIG's sizes and clean signals, not RUN's
     monkeypatch.setattr(run_data_module, "generate_dataset", wrong)
