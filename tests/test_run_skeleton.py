@@ -102,23 +102,28 @@ def test_a_continued_run_logs_each_step_once(tracking_uri, spec, checkpoints) ->
     assert got.info.status == "FINISHED" and got.data.tags["fixlab.resumes"] == "1"
 
 
-def test_logged_steps_keep_only_later_points() -> None:
+def test_logged_steps_keep_only_the_points_the_run_lacks() -> None:
     logged = LoggedSteps({"loss": 10})
     assert logged.fresh({"loss": 1.0, "acc": 0.5}, step=10) == {"acc": 0.5}
+    assert logged.fresh({"loss": 1.0}, step=9) == {}
     assert logged.fresh({"loss": 1.0}, step=11) == {"loss": 1.0}
     assert not LoggedSteps() and LoggedSteps().fresh({"x": 1.0}, 0) == {"x": 1.0}
+    # A metric logged twice a step (Lightning's `epoch`), the run killed between the two points:
+    twice = LoggedSteps({"epoch": 4}, {"epoch": 1})
+    assert [bool(twice.fresh({"epoch": 0.0}, step)) for step in (3, 4, 4, 5)] == [False, False, True, True]
 
 
 def test_recorder_resume_reads_the_runs_last_steps(tracking_uri) -> None:
     with mlflow.start_run() as active:
-        mlflow.log_metrics({"a": 1.0}, step=4)
         mlflow.log_metrics({"a": 2.0}, step=2)
+        mlflow.log_metrics({"a": 1.0}, step=4)
+        mlflow.log_metrics({"a": 1.5}, step=4)
     with run_report(active.info.run_id) as report:
         assert report.resume().last == {"a": 4}
-        report.log({"a": 3.0}, step=4)
-        report.log({"a": 5.0}, step=5)
+        for step, value in ((2, 9.0), (4, 3.0), (4, 3.5), (4, 4.0), (5, 5.0)):  # the re-run
+            report.log({"a": value}, step=step)
     points = sorted((m.step, m.value) for m in mlflow.MlflowClient().get_metric_history(active.info.run_id, "a"))
-    assert points == [(2, 2.0), (4, 1.0), (5, 5.0)]
+    assert points == [(2, 2.0), (4, 1.0), (4, 1.5), (4, 4.0), (5, 5.0)]
 
 
 def test_a_held_folder_refuses_a_second_holder(tmp_path: Path) -> None:
