@@ -21,6 +21,8 @@ import os
 import sys
 from typing import Any, Callable, NamedTuple, Sequence
 
+from . import runs
+
 # Table columns: (row key, header).
 CLAIM_COLUMNS = (("run_name", "run"), ("variant", "variant"), ("claim", "claim"),
                  ("figure", "document figure"), ("expected", "expected"),
@@ -67,6 +69,7 @@ def _claims(args: argparse.Namespace) -> int:
 SUBCOMMANDS: dict[str, Subcommand] = {
     "claims": Subcommand("print the documented claims and their verdicts across runs",
                          _claims_arguments, _claims),
+    "runs": Subcommand(runs.HELP, runs.add_arguments, runs.handle),
 }
 
 

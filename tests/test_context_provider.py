@@ -9,6 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from mlflow_plugins.context import FixlabRunContext
+from mlflow_plugins.liveness import process_tags
 
 _ENV = {"FIXLAB_PROJECT": "repr_gradflow", "FIXLAB_VARIANT": "repr_broken",
         "FIXLAB_DOCUMENT": "001"}
@@ -29,10 +30,11 @@ def test_entry_point_is_registered() -> None:
 def test_tags_from_version_and_environment(no_fixlab_env: pytest.MonkeyPatch) -> None:
     provider = FixlabRunContext()
     assert provider.in_context()
-    assert provider.tags() == {"fixlab.version": version("fixlab")}
+    process = process_tags()  # which process created the run: `fixlab runs --stale`
+    assert provider.tags() == {"fixlab.version": version("fixlab"), **process}
     for var, value in _ENV.items():
         no_fixlab_env.setenv(var, value)
-    assert provider.tags() == {"fixlab.version": version("fixlab"), "fixlab.project":
+    assert provider.tags() == {"fixlab.version": version("fixlab"), **process, "fixlab.project":
                                "repr_gradflow", "fixlab.variant": "repr_broken",
                                "fixlab.document": "001"}
 

@@ -193,3 +193,22 @@ def test_tracked_run_marks_sigterm_killed(standalone: str) -> None:
             os.kill(os.getpid(), signal.SIGTERM)
     assert _status(run.info.run_id) == "KILLED"
     assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_tracked_run_marks_a_signal_killed_when_a_library_turns_it_into_an_exit(standalone: str) -> None:
+    """Lightning catches the interrupt, shuts down and exits with 1: still a stop, not a failure."""
+    import signal
+
+    before = signal.getsignal(signal.SIGINT)
+    with pytest.raises(SystemExit):
+        with tracked_run(experiment="t", tags={}) as run:
+            try:
+                os.kill(os.getpid(), signal.SIGINT)
+            except KeyboardInterrupt:
+                raise SystemExit(1)
+    assert _status(run.info.run_id) == "KILLED"
+    assert signal.getsignal(signal.SIGINT) == before
+    with pytest.raises(SystemExit):
+        with tracked_run(experiment="t", tags={}) as failed:
+            raise SystemExit(1)
+    assert _status(failed.info.run_id) == "FAILED"

@@ -176,3 +176,25 @@ def test_fixlab_resume_leaves_a_run_that_is_still_training_alone(tracking_uri, s
         code, err = _resume(run.run_id, capsys)
         assert code == 2 and "held by another live process" in err
         assert mlflow.MlflowClient().get_run(run.run_id).info.status == "RUNNING"
+
+
+def test_the_registered_tag_says_what_became_of_the_model(tracking_uri, spec, checkpoints) -> None:
+    client = mlflow.MlflowClient()
+    with open_run(spec, ToyConfig()) as run:
+        finish_run(run, findings=[], metrics={"val/acc": 0.75}, register=_unregistered, headline=[])
+    assert client.get_run(run.run_id).data.tags["fixlab.registered"] == "false: not registered (healthy=True)"
+
+    with open_run(spec, ToyConfig()) as run:
+        finish_run(run, findings=[], metrics={"val/acc": 0.75}, headline=[],
+                   register=lambda healthy: RegistrationResult("toy-model", 3, True, "became champion"))
+    assert client.get_run(run.run_id).data.tags["fixlab.registered"] == "true: version 3 (became champion)"
+
+    def outage(healthy: bool) -> RegistrationResult:
+        raise ConnectionError("tracking server unreachable\nretries exhausted")
+
+    with pytest.raises(ConnectionError):
+        with open_run(spec, ToyConfig()) as run:
+            finish_run(run, findings=[], metrics={"val/acc": 0.75}, register=outage, headline=[])
+    failed = client.get_run(run.run_id)
+    assert failed.info.status == "FAILED"
+    assert failed.data.tags["fixlab.registered"] == "false: ConnectionError: tracking server unreachable"

@@ -37,6 +37,7 @@ from projects.common.tracking import fixlab_tags, log_metrics_now, log_params_on
 __all__ = ["ProjectRun", "open_run", "finish_run"]
 
 RESUMES_TAG = "fixlab.resumes"  # how many times the run was continued after dying
+REGISTERED_TAG = "fixlab.registered"  # "true: version N (why)" or "false: why"
 
 
 @dataclass
@@ -128,13 +129,37 @@ def finish_run(run: ProjectRun, *, findings: Sequence[Finding], metrics: Mapping
     run.report.add_section(f"Claims of document {spec.document}", claims_html(results))
     for title, html in (sections or {}).items():
         run.report.add_section(title, html)
-    registration = (_registered(spec, run.run_id) if run.resumed else None) or register(health != "critical")
+    registration = _register_and_tag(run, lambda: (_registered(spec, run.run_id) if run.resumed else None)
+                                     or register(health != "critical"))
     return RunSummary(
         project=spec.name, registered_model=spec.registered_model, run_id=run.run_id,
         variant=config.entry_point, metrics=measured, headline=list(headline), health=health,
         findings=sorted(set(finding_codes(list(findings)).split(",")) - {""}),
         claims=[(r.claim.id, r.claim.expected, r.measured, r.verdict) for r in results],
         registered_version=registration.version, registration=registration.reason)
+
+
+def _register_and_tag(run: ProjectRun, register: Callable[[], RegistrationResult]) -> RegistrationResult:
+    """`register()`, with the run's tag `fixlab.registered` saying what became of the model:
+    `true: version N (why)` or `false: why`, also when registering raised (then re-raised: the run
+    did not do all it was asked and ends FAILED)."""
+    try:
+        registration = register()
+    except Exception as error:
+        try:
+            set_tags_now(run.run_id, {REGISTERED_TAG: f"false: {_one_line(error)}"})
+        except Exception:  # noqa: BLE001 - the store may be what failed; the error below says more
+            pass
+        raise
+    said = (f"true: version {registration.version} ({registration.reason})" if registration.version is not None
+            else f"false: {registration.reason}")
+    set_tags_now(run.run_id, {REGISTERED_TAG: said})
+    return registration
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"[:250]
 
 
 def _registered(spec: ProjectSpec, run_id: str) -> RegistrationResult | None:

@@ -70,7 +70,10 @@ def tracked_run(*, experiment: str, tags: Mapping[str, str], run_name: str | Non
         # Not mlflow.set_experiment: that would change the process-wide active experiment.
         run = mlflow.start_run(experiment_id=_experiment_id(experiment), run_name=run_name)
     status = "FAILED"
-    previous_sigterm = _sigterm_as_interrupt()
+    stopped: list[int] = []  # the signal that stopped the block, if one did
+    previous_handlers = _signals_as_interrupt(stopped)
+    if os.environ.get(RUN_ID_ENV):
+        _end_with_parent()
     try:
         mlflow.set_tags(dict(tags))
         yield run
@@ -79,11 +82,12 @@ def tracked_run(*, experiment: str, tags: Mapping[str, str], run_name: str | Non
         status = "KILLED"
         raise
     except SystemExit as exc:
-        status = "FINISHED" if exc.code in (None, 0) else "FAILED"
+        # Lightning turns an interrupt into SystemExit(1) after its graceful shutdown.
+        status = "KILLED" if stopped else "FINISHED" if exc.code in (None, 0) else "FAILED"
         raise
     finally:
-        if previous_sigterm is not None:
-            signal.signal(signal.SIGTERM, previous_sigterm)
+        for signum, handler in previous_handlers.items():
+            signal.signal(signum, handler)
         try:
             mlflow.end_run(status)
         except Exception as exc:  # noqa: BLE001 - do not hide the block's own error
@@ -104,16 +108,41 @@ def _experiment_id(name: str) -> str:
         return client.get_experiment_by_name(name).experiment_id
 
 
-def _sigterm_as_interrupt() -> Any:
-    """Turn SIGTERM (a killed job, a timeout) into KeyboardInterrupt, so the run ends KILLED
-    instead of staying RUNNING. Returns the previous handler, or None off the main thread."""
+def _signals_as_interrupt(stopped: list[int]) -> dict[int, Any]:
+    """Turn SIGTERM (a killed job, a timeout) and Ctrl-C into KeyboardInterrupt, so the run ends
+    KILLED instead of staying RUNNING; the signal is appended to `stopped`, which also tells a
+    stop apart from a failure when a library converts the interrupt (Lightning exits with 1).
+    Returns the previous handlers (none off the main thread)."""
     if threading.current_thread() is not threading.main_thread():
-        return None
+        return {}
 
     def interrupt(signum: int, frame: Any) -> None:
+        stopped.append(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
-    return signal.signal(signal.SIGTERM, interrupt)
+    return {signum: signal.signal(signum, interrupt) for signum in (signal.SIGTERM, signal.SIGINT)}
+
+
+def _end_with_parent() -> None:
+    """Under `mlflow run`: SIGTERM this process when its parent (the `mlflow run` command) dies.
+
+    A scheduler, `timeout` or CI stops a job by signalling `mlflow run`, which exits without
+    passing the signal on; training would go on as an orphan and the run stay RUNNING. With the
+    parent-death signal, training stops the way SIGTERM stops it: the run ends KILLED with its
+    findings and report written. Linux only (prctl); elsewhere nothing changes.
+    """
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() == 1:  # the parent died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def log_params_once(run_id: str, params: Mapping[str, Any]) -> dict[str, str]:
