@@ -4,18 +4,27 @@ Several adapters can watch one run (the three Lightning callbacks, a `watch()` b
 project adding its claims table): each opens the run's report, adds findings, the gradient flow,
 thresholds and sections, and releases it. When the last user releases, the report is written
 once: tags, `fixlab/findings.json`, `fixlab/report.html` and the figure.
+
+It also carries the run's outcome when training ended by an exception (`fixlab.outcome`, see
+`outcome`); `record_outcome` is how whoever ends a run records how it ended.
 """
 
 from __future__ import annotations
 
 import atexit
 import threading
+import warnings
 from typing import Any, ClassVar, Mapping
 
 from .analysis import GradFlow
 from .findings import Finding
-from .recording import LoggedSteps, Recorder
+from .outcome import (HEALTH_TAG, OUTCOME_SECTION, OUTCOME_TAG, check_status, error_line,
+                      is_failure, keep_first_failure, outcome_health, outcome_text, status_of, worst)
+from .recording import LoggedSteps, Recorder, RecordingWarning
 from .recording.report import threshold_values
+
+# Outcomes this process wrote, by run id: a later failure does not replace the first one.
+_written: dict[str, str] = {}
 
 
 class RunReport:
@@ -37,6 +46,7 @@ class RunReport:
         self.grad_flow: GradFlow | None = None
         self.sections: dict[str, str] = {}
         self.thresholds: dict[str, float] = {}
+        self.outcome: str | None = None  # set when training ended by an exception
         self.written = False
         self._users = 0
 
@@ -75,6 +85,21 @@ class RunReport:
         if not isinstance(title, str) or not title:
             raise ValueError(f"title={title!r} is not allowed; allowed: a non-empty string")
         self.sections[title] = str(html)
+
+    def set_outcome(self, status: str, error: BaseException | str | None = None) -> str:
+        """How the run ended (see `outcome.outcome_text`), written with the report: the tag
+        `fixlab.outcome`, a line at the top of the report, and a health that is not `ok` for a
+        failed or killed run. The first failure recorded is kept. Returns the outcome kept."""
+        new = outcome_text(status, error)
+        previous = self.outcome or (_written.get(self.run_id) if self.run_id else None)
+        self.outcome = keep_first_failure(previous, new)
+        return self.outcome
+
+    def ended_by(self, error: BaseException) -> None:
+        """Training ended with `error`: records it as the outcome unless it is a clean exit."""
+        status = status_of(error)
+        if status != "FINISHED":
+            self.set_outcome(status, error)
 
     def use_grad_flow(self, flow: GradFlow) -> None:
         """The gradient statistics the report's figure shows (the first adapter's that has any)."""
@@ -123,8 +148,16 @@ class RunReport:
             return
         self.written = True
         findings = sorted(self.findings.values(), key=lambda f: (f.step, f.code, f.where))
-        self.recorder.write_findings(findings, self.grad_flow, sections=self.sections,
+        sections = dict(self.sections)
+        if self.outcome is not None:
+            sections[OUTCOME_SECTION] = self.outcome
+            self.recorder.set_tags({OUTCOME_TAG: self.outcome})  # before health is settled
+        self.recorder.write_findings(findings, self.grad_flow, sections=sections,
                                      thresholds=self.thresholds)
+        if self.outcome is not None:
+            if is_failure(self.outcome):
+                _settle_health(self.recorder)
+            _written[self.recorder.run_id] = self.outcome
         self.recorder.close()
 
     @classmethod
@@ -142,11 +175,87 @@ class RunReport:
     def __enter__(self) -> "RunReport":
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None:
+            self.ended_by(exc)
         self.release()
 
 
 atexit.register(RunReport.write_unreleased)
+
+
+def record_outcome(run_id: str, status: str, error: BaseException | str | None = None, *,
+                   tracking_uri: str | None = None) -> str:
+    """Records how a run ended: for whoever ends it (`tracked_run`, a user's own script).
+
+    Sets the tag `fixlab.outcome` (`finished`, `failed: <ExceptionType: first line>`,
+    `killed: <...>`). On a run that has a fixlab report, a failed or killed outcome is also shown
+    at the top of `fixlab/report.html` and makes `fixlab.health` at least `warning` (killed) or
+    `critical` (failed); `finished` after a recorded failure (a continued run) puts both back to
+    what the diagnostics saw. If the run's report is still open in this process, all of it is
+    written with the report instead. The first failure recorded by this process is kept: a later
+    one is its consequence. MLflow failures are warnings: this runs while a run is ending.
+
+    Args:
+        run_id: the run.
+        status: "FINISHED", "FAILED" or "KILLED" (MLflow's run statuses; any case).
+        error: the exception that ended the run, or a one-line reason; None for none.
+        tracking_uri: the store; default MLflow's current tracking URI.
+
+    Returns:
+        The outcome the run now has.
+
+    Raises:
+        ValueError: `status` is not one of the three, or `run_id` is not a non-empty string.
+
+    Example:
+        >>> record_outcome(run.info.run_id, "FAILED", error)
+        'failed: RuntimeError: CUDA out of memory'
+    """
+    check_status(status)
+    if not isinstance(run_id, str) or not run_id:
+        raise ValueError(f"run_id={run_id!r} is not allowed; allowed: a run id string")
+    with RunReport._lock:
+        report = RunReport._open.get(run_id)
+    if report is not None and not report.written:
+        return report.set_outcome(status, error)
+    previous = _written.get(run_id)
+    outcome = keep_first_failure(previous, outcome_text(status, error))
+    if outcome == previous:
+        return outcome
+    recorder = Recorder(run_id, tracking_uri)
+    tags = _run_tags(recorder)
+    recorder.set_tags({OUTCOME_TAG: outcome})
+    # A report to update: one exists, and the outcome changes what it must say.
+    if tags is not None and HEALTH_TAG in tags and (is_failure(outcome) or is_failure(tags.get(OUTCOME_TAG))):
+        recorder.write_findings([], sections={OUTCOME_SECTION: outcome})
+        _settle_health(recorder)
+    recorder.close()
+    _written[run_id] = outcome
+    return outcome
+
+
+def _run_tags(recorder: Recorder) -> dict[str, str] | None:
+    """The run's tags, read with a client of our own within `run_check.CHECK_TIMEOUT_S` (None,
+    with a warning, if unreadable: then nothing is rewritten from a guess)."""
+    from .run_check import fetch_run
+
+    try:
+        return dict(fetch_run(recorder.run_id, recorder.tracking_uri).data.tags)
+    except Exception as error:  # noqa: BLE001 - the run is ending: warn, never raise
+        warnings.warn(f"fixlab: reading the tags of MLflow run {recorder.run_id} failed: "
+                      f"{error_line(error)}", RecordingWarning, stacklevel=3)
+        return None
+
+
+def _settle_health(recorder: Recorder) -> None:
+    """`fixlab.health` = the worse of what the diagnostics wrote and what the outcome implies."""
+    tags = _run_tags(recorder)
+    if tags is None or HEALTH_TAG not in tags:
+        return
+    health = worst(tags[HEALTH_TAG], outcome_health(tags.get(OUTCOME_TAG)))
+    if health != tags[HEALTH_TAG]:
+        recorder.set_tags({HEALTH_TAG: health})
 
 
 def run_report(run_id: str | None = None, tracking_uri: str | None = None) -> RunReport:
@@ -162,5 +271,7 @@ def run_report(run_id: str | None = None, tracking_uri: str | None = None) -> Ru
         >>> with run_report(run.info.run_id) as report:
         ...     trainer.fit(model)  # fixlab callbacks record into the same report
         ...     report.add_section("Claims", claims_table_html)
+
+    An exception leaving the block is recorded as the run's outcome (see `record_outcome`).
     """
     return RunReport.open(Recorder.resolve(run_id, tracking_uri))

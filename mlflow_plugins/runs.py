@@ -18,11 +18,11 @@ from datetime import datetime, timezone
 from typing import Any, Sequence
 
 from .liveness import HOST_TAG, PID_TAG, process_alive
+from .outcome import OUTCOME_TAG
 from .paging import all_pages
 
 __all__ = ["HELP", "RunRow", "list_runs", "stale_runs", "close_stale", "add_arguments", "handle"]
 
-OUTCOME_TAG = "fixlab.outcome"
 HELP = "list an experiment's runs with their health; --stale --close ends runs whose process died"
 
 
@@ -78,13 +78,16 @@ def stale_runs(client: Any, experiment: str) -> list[RunRow]:
 
 def close_stale(client: Any, rows: Sequence[RunRow]) -> None:
     """End each stale run KILLED, tagged with why."""
+    from .run_record import record_outcome  # loads MLflow: only when closing
+
     for row in rows:
         run = client.get_run(row.run_id)
         if run.info.status != "RUNNING" or process_alive(run.data.tags) is not False:
             continue  # it ended, or came back, meanwhile
         tags = run.data.tags
-        client.set_tag(row.run_id, OUTCOME_TAG, f"killed: process {tags.get(PID_TAG)} on {tags.get(HOST_TAG)} "
-                                                 "ended without closing the run (closed by fixlab runs --stale)")
+        record_outcome(row.run_id, "KILLED", f"process {tags.get(PID_TAG)} on {tags.get(HOST_TAG)} ended without "
+                                             "closing the run (closed by fixlab runs --stale)",
+                       tracking_uri=client.tracking_uri)
         client.set_terminated(row.run_id, "KILLED")
 
 

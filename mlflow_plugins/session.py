@@ -130,6 +130,16 @@ class Session:
         """Waits until everything recorded so far has reached the run (see `RunReport.sync`)."""
         self.guard(self.report.sync, what=f"{self.owner} (sending metrics)")
 
+    def ended_by(self, error: BaseException) -> None:
+        """Training ended with `error` (an exception left the adapter's `with` block, Lightning's
+        `on_exception`, a stop the policy asked for): the run's report records the outcome, so
+        a run whose training failed never reads as healthy. Call it before `close`."""
+        try:
+            self.report.ended_by(error)
+        except Exception as failure:  # noqa: BLE001 - never hide the error that ended training
+            warnings.warn(f"fixlab: recording how training ended failed: {one_line(failure)}",
+                          RuntimeWarning, stacklevel=2)
+
     def close(self) -> None:
         """Releases the run's report (the last user writes it). Idempotent."""
         if self.closed:

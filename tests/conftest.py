@@ -77,12 +77,13 @@ SLOW = (
     "integration/",
     "test_cpc_snn_gw_project.py::test_tiny_run", "test_cpc_snn_gw_project.py::test_same_seed",
     "test_cpc_snn_gw_project.py::test_champion_loads", "test_cpc_snn_gw_project.py::test_missing_registered",
-    "test_registry.py::test_load_champion_matches", "test_registry_pyfunc.py::test_champion_is",
+    "test_registry.py::test_load_champion_matches", "test_registry_pyfunc.py::test_champion_is", "test_registry_tamper.py::", "test_champion_gate.py::test_repr_run",
     "gw_data/test_sim_generate.py::", "test_benchmarks_smoke.py::test_overhead_tables",
     "test_benchmarks_smoke.py::test_logging_tables", "test_benchmarks_smoke.py::test_jax_overhead",
     "jax_plugin/test_jax_benchmark_smoke.py::test_table", "cpc_snn_gw/test_cpcsnn_task_gradients.py::",
     "test_repr_gradflow.py::test_same_seed", "test_cli.py::test_console_script",
     "test_rules.py::test_a_monitor_never_closed", "test_resume.py::test_a_killed_run",
+    "test_api_misuse.py::test_a_tracking_server_says",
 )
 
 

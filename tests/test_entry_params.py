@@ -100,6 +100,19 @@ def test_bad_parameter_exits_2_with_one_line_and_no_run(tmp_path: Path, args: li
     _one_line_exit_2_no_run(result, name, expected, store)
 
 
+def test_under_mlflow_run_a_rejected_parameter_says_so_on_the_run(tracking_uri: str, monkeypatch, capsys) -> None:
+    """`mlflow run` creates the run before the script can check anything: it ends FAILED, and
+    its outcome tag names the rejected parameter."""
+    with mlflow.start_run() as run:  # what `mlflow run` made before starting the script
+        pass
+    monkeypatch.setenv("MLFLOW_RUN_ID", run.info.run_id)
+    capsys.readouterr()
+    assert main(["--epochs", "0"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+    outcome = mlflow.MlflowClient().get_run(run.info.run_id).data.tags["fixlab.outcome"]
+    assert outcome.startswith("failed: ParamError: invalid parameter epochs='0'")
+
+
 def test_bad_parameter_in_its_own_interpreter(tmp_path: Path) -> None:
     """The script as `mlflow run` starts it: a fresh interpreter, exit code and stderr."""
     result = _run_script(["--lr", "fast"], tmp_path)

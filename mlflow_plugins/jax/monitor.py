@@ -14,7 +14,8 @@ from ..analysis.rule import check_rules
 from ..analysis import (GradFlow, GradPresence, NonfiniteEvent, Rule, builtin_rules, grad_metrics,
                         probe_metrics)
 from ..findings import Finding
-from ..recording import Recorder
+from ..frameworks import kind_of
+from ..run_check import resolve_recorder
 from ..run_record import RunReport
 from ..session import Session, StepReport, TrainingStopped
 from ..thresholds import Thresholds, check_log_every, check_policy
@@ -63,11 +64,17 @@ class JaxMonitor:
         rules: the user's own rules, judged beside the built-in ones; feed metric rules with
             `log_metrics`.
         run_id / tracking_uri: the MLflow run; default the active run, then `MLFLOW_RUN_ID`;
-            without one the monitor still collects `findings`.
+            without one the monitor still collects `findings`. A named run (`run_id`, or
+            `MLFLOW_RUN_ID`) is looked up once, here: one that does not exist is an error.
         **thresholds: rule thresholds, see `Thresholds`.
 
     Raises:
-        ValueError: an invalid argument, naming it and what is allowed.
+        ValueError: an invalid argument, naming it and what is allowed: among them a `run_id`
+            the tracking store does not hold, or `params` that are not a pytree of arrays (a
+            torch module: use `mlflow_plugins.watch`; a Flax module: pass its `nnx.Param` state).
+
+    An exception that leaves the `with` block is recorded as the run's outcome (`fixlab.outcome`
+    = `failed: ...` or `killed: ...`), and the run's health is then not `ok`.
 
     Example:
         >>> tx = monitored(optax.adam(1e-3))
@@ -83,13 +90,14 @@ class JaxMonitor:
     def __init__(self, params: Any, *, log_every: int | None = None, policy: str | None = None,
                  every_step: bool = False, rules: Iterable[Rule] = (), run_id: str | None = None,
                  tracking_uri: str | None = None, **thresholds: float) -> None:
+        _check_params(params)
         self.t = Thresholds.from_kwargs(thresholds)
         self.policy = None if policy is None else check_policy(policy)
         self.log_every = None if log_every is None else check_log_every(log_every)
         self.every_step = bool(every_step)
         self.table = ParamTable.of(params)
         self.flow = GradFlow()
-        report = RunReport.open(Recorder.resolve(run_id, tracking_uri))
+        report = RunReport.open(resolve_recorder(run_id, tracking_uri))
         self.session = Session([*builtin_rules(self.t), *check_rules(rules)], policy=self.policy or "warn",
                                report=report, owner="watch_jax()")
         report.use_grad_flow(self.flow)
@@ -173,7 +181,9 @@ class JaxMonitor:
     def __enter__(self) -> "JaxMonitor":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None:
+            self.session.ended_by(exc)
         self.close()
 
     # steps ---------------------------------------------------------------------------------
@@ -249,8 +259,10 @@ class JaxMonitor:
 
     def _stop_if(self, stop: Finding | None) -> None:
         if stop is not None:
+            error = TrainingStopped(stop)
+            self.session.ended_by(error)  # the report is written by close(), before the raise
             self.close()
-            raise TrainingStopped(stop)
+            raise error
 
     def _warn_unsampled(self, step: int) -> None:
         if not self._warned_unsampled:
@@ -258,6 +270,31 @@ class JaxMonitor:
             warnings.warn(f"fixlab: step {step} is a log step but the optimizer did not sample "
                           "it (mean |grad|, probes): count steps from 0, one observe per update",
                           RuntimeWarning, stacklevel=4)
+
+
+def _check_params(params: Any) -> None:
+    """`params` is a pytree of arrays, not another framework's model.
+
+    Raises:
+        ValueError: a torch module or tensor, a Flax module (its state holds more than the
+            parameters the optimizer updates), or a leaf that is not an array, naming it.
+    """
+    name, kind = type(params).__name__, kind_of(params)
+    if kind == "a torch.nn.Module":
+        raise ValueError(f"params={name} is a torch.nn.Module; allowed: a JAX parameter pytree "
+                         "(e.g. nnx.state(model, nnx.Param)); for PyTorch use "
+                         "mlflow_plugins.watch(model, optimizer)")
+    if kind == "a Flax NNX module":
+        raise ValueError(f"params={name} is a Flax NNX module; allowed: its parameter state, "
+                         "nnx.state(model, nnx.Param), the pytree the optimizer updates")
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params):
+        where = jax.tree_util.keystr(path)
+        if kind_of(leaf) == "a torch.Tensor":
+            raise ValueError(f"params leaf {where} is a torch.Tensor; allowed: JAX or NumPy arrays; "
+                             "for PyTorch use mlflow_plugins.watch(model, optimizer)")
+        if not (hasattr(leaf, "shape") and hasattr(leaf, "dtype")) and not isinstance(leaf, (int, float, complex)):
+            raise ValueError(f"params leaf {where} is {type(leaf).__name__}; allowed: arrays "
+                             "(JAX or NumPy) or numbers")
 
 
 def watch_jax(params: Any, *, log_every: int | None = None, policy: str | None = None,

@@ -11,6 +11,7 @@ from ..analysis import MetricValue, Rule, RuleSet
 from ..analysis.rule import check_rules
 from ..findings import Finding
 from ..recording import Recorder
+from ..run_check import resolve_recorder
 from ..run_record import RunReport
 from ..session import Session, StepReport
 from ..thresholds import Thresholds, check_log_every, check_policy
@@ -22,6 +23,9 @@ class FixlabCallback(pl.Callback):
     Each callback keeps its rules (built-in and the user's) and their states, which travel in
     Lightning checkpoints under its `state_key`: a resumed fit continues where the findings were.
     All callbacks of one MLflow run write into that run's one report. Only rank zero records.
+    Without an `MLFlowLogger` the run is the active one, else `MLFLOW_RUN_ID`, which must name
+    a run of the tracking store (checked in `setup`, before the first step). An exception that
+    ends `fit` is recorded as the run's outcome (`fixlab.outcome`; health not `ok`).
 
     Args:
         builtin: makes the built-in rules this callback judges with, from its thresholds.
@@ -78,6 +82,9 @@ class FixlabCallback(pl.Callback):
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:
+        """Records how training ended (failed or killed) in the run's report, then closes."""
+        if self._session is not None:
+            self._session.ended_by(exception)
         self._close()
 
     def state_dict(self) -> dict[str, Any]:
@@ -157,10 +164,11 @@ class FixlabCallback(pl.Callback):
 
 
 def _recorder_for(trainer: pl.Trainer) -> Recorder | None:
-    """The run of the trainer's MLFlowLogger, else the active run / MLFLOW_RUN_ID; rank zero only."""
+    """The run of the trainer's MLFlowLogger (which looked it up itself), else the active run /
+    MLFLOW_RUN_ID (checked: an unknown id raises ValueError); rank zero only."""
     if not trainer.is_global_zero:
         return None
     for logger in trainer.loggers:
         if isinstance(logger, MLFlowLogger) and logger.run_id is not None:
             return Recorder(logger.run_id, logger.experiment.tracking_uri)
-    return Recorder.resolve()
+    return resolve_recorder()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
@@ -9,7 +10,8 @@ import torch
 from ..analysis import Rule, builtin_rules
 from ..analysis.rule import check_rules
 from ..findings import Finding
-from ..recording import Recorder
+from ..frameworks import kind_of
+from ..run_check import resolve_recorder
 from ..run_record import RunReport
 from ..session import Session, StepReport, TrainingStopped
 from ..thresholds import Thresholds, check_log_every, check_policy
@@ -19,6 +21,9 @@ from .locate import AutocastState
 from .nonfinite_watch import NonfiniteWatch
 from .norm_watch import NormWatch
 from .params import named_optimizer_params
+
+# Monitors not closed yet: a model carries one monitor's hooks at a time.
+_OPEN: "weakref.WeakSet[Monitor]" = weakref.WeakSet()
 
 
 class Monitor:
@@ -42,11 +47,17 @@ class Monitor:
         rules: the user's own rules (`Rule.metric(...)` or `Rule` subclasses), judged beside
             the built-in ones and recorded the same way; feed metric rules with `log_metrics`.
         run_id / tracking_uri: the MLflow run; default the active run, then `MLFLOW_RUN_ID`;
-            without one the monitor still collects `findings`.
+            without one the monitor still collects `findings`. A named run (`run_id`, or
+            `MLFLOW_RUN_ID`) is looked up once, here: one that does not exist is an error.
         **thresholds: rule thresholds, see `Thresholds`.
 
     Raises:
-        ValueError: an invalid argument, naming it and what is allowed.
+        ValueError: an invalid argument, naming it and what is allowed: among them a `run_id`
+            the tracking store does not hold, a `model` another open monitor watches (close
+            that one first), or a JAX/Flax object (use `mlflow_plugins.jax.watch_jax`).
+
+    An exception that leaves the `with` block is recorded as the run's outcome (`fixlab.outcome`
+    = `failed: ...` or `killed: ...`), and the run's health is then not `ok`.
 
     Example:
         >>> with mlflow_plugins.watch(model, optimizer) as monitor:
@@ -60,8 +71,7 @@ class Monitor:
                  scaler: Any = None, norm_modules: Iterable[str] = (), rules: Iterable[Rule] = (),
                  run_id: str | None = None, tracking_uri: str | None = None,
                  **thresholds: float) -> None:
-        if not isinstance(model, torch.nn.Module):
-            raise ValueError(f"model={type(model).__name__} is not a torch.nn.Module")
+        _check_model(model)
         if not isinstance(optimizer, torch.optim.Optimizer):
             raise ValueError(f"optimizer={type(optimizer).__name__} is not a torch.optim.Optimizer")
         if scaler is not None and not hasattr(scaler, "get_scale"):
@@ -72,6 +82,7 @@ class Monitor:
         self.t = Thresholds.from_kwargs(thresholds)
         self.policy = check_policy(policy)
         log_every = check_log_every(log_every)
+        recorder = resolve_recorder(run_id, tracking_uri)  # a named run must exist: before any hook
         self.model = model
         self.grads = GradientWatch(named_optimizer_params(model, optimizer), self.t,
                                    log_every=log_every, every_step=bool(every_step),
@@ -80,7 +91,7 @@ class Monitor:
         self.amp = AmpWatch(scaler) if scaler is not None else None
         self.norms = NormWatch(model, log_every=log_every, every_step=bool(every_step),
                                norm_modules=tuple(norm_modules))
-        report = RunReport.open(Recorder.resolve(run_id, tracking_uri))
+        report = RunReport.open(recorder)
         self.session = Session([*builtin_rules(self.t), *check_rules(rules)], policy=self.policy,
                                report=report, owner="watch()")
         report.use_grad_flow(self.grads.flow)
@@ -96,6 +107,7 @@ class Monitor:
             optimizer.register_step_pre_hook(self._on_step_pre),
             optimizer.register_step_post_hook(self._on_step_post),
         ]
+        _OPEN.add(self)
 
     @property
     def findings(self) -> list[Finding]:
@@ -131,6 +143,7 @@ class Monitor:
         """Remove the hooks and write findings, tags, report and the last metrics. Idempotent."""
         if self.session.closed:
             return
+        _OPEN.discard(self)
         for h in self._handles:
             h.remove()
         self.norms.disarm()
@@ -140,7 +153,9 @@ class Monitor:
     def __enter__(self) -> "Monitor":
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> None:
+        if exc is not None:
+            self.session.ended_by(exc)
         self.close()
 
     # hooks ---------------------------------------------------------------------------------
@@ -199,13 +214,34 @@ class Monitor:
 
     def _stop_if(self, stop: Finding | None) -> None:
         if stop is not None:
+            error = TrainingStopped(stop)
+            self.session.ended_by(error)  # the report is written by close(), before the raise
             self.close()
-            raise TrainingStopped(stop)
+            raise error
 
     def _guard(self, fn: Callable[[], Any], default: Any = None) -> Any:
         """Diagnostics never crash training: a failure becomes a warning and a finding."""
         return self.session.guard(fn, default)
 
+
+def _check_model(model: object) -> None:
+    """`model` is a torch module that no open monitor watches.
+
+    Raises:
+        ValueError: it is not a torch module (a JAX/Flax object is named as such), or it is
+            watched already: two monitors would hook each forward and optimizer step twice.
+    """
+    name = type(model).__name__
+    if not isinstance(model, torch.nn.Module):
+        kind = kind_of(model)
+        if kind in ("a Flax NNX module", "a JAX pytree"):
+            raise ValueError(f"model={name} is {kind}; allowed: a torch.nn.Module; for JAX use "
+                             "mlflow_plugins.jax.watch_jax(params) with a monitored(...) optimizer")
+        raise ValueError(f"model={name} is not a torch.nn.Module; allowed: a torch.nn.Module")
+    if any(m.model is model for m in _OPEN):
+        raise ValueError(f"model={name} is already watched by an open monitor; allowed: one open "
+                         "watch() per model: close the first (monitor.close(), or end its `with` "
+                         "block), or watch each optimizer's own sub-module")
 
 
 def watch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, *, log_every: int = 50,

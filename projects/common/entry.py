@@ -61,9 +61,22 @@ def run_entry(argv: Sequence[str] | None, *, prog: str, description: str, params
         config = make_config(values)
         check_inputs(config)
     except ParamError as error:
+        _tag_rejected_run(error)
         return report_param_error(error, prog)
     print(load_runner()(config).text())
     return 0
+
+
+def _tag_rejected_run(error: ParamError) -> None:
+    """Under `mlflow run`, MLflow created the run before the parameters could be checked: say
+    on it why it ends FAILED (`fixlab.outcome=failed: ParamError: ...`), so it is easy to filter."""
+    import os
+
+    run_id = os.environ.get("MLFLOW_RUN_ID")
+    if run_id:
+        from mlflow_plugins.run_record import record_outcome  # loads MLflow: only for a rejected run
+
+        record_outcome(run_id, "FAILED", error)
 
 
 def project_names() -> list[str]:

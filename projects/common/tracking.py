@@ -26,6 +26,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.time import get_current_time_millis
 
 from mlflow_plugins.context import FixlabRunContext
+from mlflow_plugins.run_record import record_outcome
 
 __all__ = ["RUN_ID_ENV", "fixlab_tags", "tracked_run", "log_params_once", "log_metrics_now", "set_tags_now"]
 
@@ -69,7 +70,7 @@ def tracked_run(*, experiment: str, tags: Mapping[str, str], run_name: str | Non
     else:
         # Not mlflow.set_experiment: that would change the process-wide active experiment.
         run = mlflow.start_run(experiment_id=_experiment_id(experiment), run_name=run_name)
-    status = "FAILED"
+    status, error = "FAILED", None
     stopped: list[int] = []  # the signal that stopped the block, if one did
     previous_handlers = _signals_as_interrupt(stopped)
     if os.environ.get(RUN_ID_ENV):
@@ -78,16 +79,22 @@ def tracked_run(*, experiment: str, tags: Mapping[str, str], run_name: str | Non
         mlflow.set_tags(dict(tags))
         yield run
         status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
+    except KeyboardInterrupt as exc:
+        status, error = "KILLED", exc
         raise
     except SystemExit as exc:
         # Lightning turns an interrupt into SystemExit(1) after its graceful shutdown.
         status = "KILLED" if stopped else "FINISHED" if exc.code in (None, 0) else "FAILED"
+        error = None if status == "FINISHED" else exc
+        raise
+    except BaseException as exc:
+        error = exc
         raise
     finally:
         for signum, handler in previous_handlers.items():
             signal.signal(signum, handler)
+        # Before end_run: a run that has ended always says how (`fixlab.outcome`). Never raises.
+        record_outcome(run.info.run_id, status, error)
         try:
             mlflow.end_run(status)
         except Exception as exc:  # noqa: BLE001 - do not hide the block's own error
