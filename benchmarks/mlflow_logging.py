@@ -141,7 +141,7 @@ class _Logging:
         """Waits, inside the block's timing, for the asynchronous write the block started."""
         t0 = time.perf_counter()
         if self.kind == "recorder":
-            _wait_for_batches(self.recorder)
+            self.recorder.wait_flushed()  # what the block sent, not the steps logged since
         self.wait_s.append(time.perf_counter() - t0)
         self.in_calls_s.append(self._in_calls)
         self._in_calls = 0.0
@@ -149,20 +149,6 @@ class _Logging:
     def close(self) -> None:
         if self.kind == "recorder":
             self.recorder.close()
-
-
-def _wait_for_batches(recorder: Any) -> None:
-    """Waits for a Recorder's in-flight batches without flushing its buffer.
-
-    `Recorder.close()` would also flush the steps logged since the last flush, adding a write per
-    block that real training does not make; the Recorder has no public wait-only method, so this
-    benchmark instrumentation reads its in-flight queue (the Recorder settles them later, at once).
-    """
-    for _batch, ops in list(recorder._in_flight):
-        try:
-            ops.wait()
-        except Exception:  # noqa: BLE001 - the Recorder re-sends a failed batch itself
-            pass
 
 
 def _metric_steps(n_steps: int, n_metrics: int, seed: int) -> list[dict[str, float]]:

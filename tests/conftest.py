@@ -63,6 +63,12 @@ def module_store(tmp_path_factory: pytest.TempPathFactory, _mlflow_db_template: 
                 os.environ[key] = value
 
 
+@pytest.fixture(autouse=True)
+def _spool_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Metrics a test's recorder could not send are spooled in its tmp folder, never the repo."""
+    monkeypatch.setenv("FIXLAB_SPOOL", str(tmp_path / "fixlab_spool"))
+
+
 @pytest.fixture(scope="session")
 def shared_data_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One data cache for the session's tiny project runs: the tiny GW data set is simulated once

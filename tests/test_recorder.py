@@ -1,20 +1,29 @@
-"""Recorder against a real MLflow SQLite store: metrics, run resolution, findings, failures."""
+"""Recorder against a real MLflow SQLite store: metrics, run resolution, findings, failures, and a
+tracking server that is away (spool and replay)."""
 
 from __future__ import annotations
 
+import argparse
 import html
 import json
 import math
+import shutil
+import socket
+import warnings
 from pathlib import Path
 
 import mlflow
 import numpy as np
 import pytest
 from mlflow import MlflowClient
+from mlflow.entities import Metric
 
 from mlflow_plugins.analysis.snapshot import GradFlow
 from mlflow_plugins.findings import Finding
 from mlflow_plugins.recording import BATCH_SIZE, Recorder, RecordingWarning
+from mlflow_plugins.recording.spool_file import SpoolFile, read_spool
+from mlflow_plugins.recording.transport import Transport
+from mlflow_plugins.spool import COMMAND, replay
 
 
 def _grad_flow() -> GradFlow:
@@ -166,3 +175,143 @@ def test_a_deleted_run_warns_instead_of_raising(tracking_uri: str) -> None:
     client.delete_run(run_id)
     with pytest.warns(RecordingWarning, match=f"run {run_id} failed"):
         recorder.close()
+
+
+# --- a tracking server that is away (issue 9, item 3); the real-server outage test is in
+# --- tests/integration/test_server_outage.py
+
+def _dead_uri() -> str:
+    """An http tracking URI where nothing listens: every attempt is refused at once."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}"
+
+
+def _recording_lines(caught) -> list[str]:
+    return [str(w.message) for w in caught if issubclass(w.category, RecordingWarning)]
+
+
+def test_an_identical_point_sent_again_lands_once(tracking_uri: str) -> None:
+    """What exactly-once delivery rests on: MLflow's SQL store skips a point it already holds
+    (same key, value, step, timestamp), while a new timestamp is a new point."""
+    run_id = MlflowClient().create_run("0").info.run_id
+    transport = Transport(run_id, tracking_uri)
+    batch = [Metric("train/loss", 0.5, 1_700_000_000_000, 3), Metric("acc", 0.9, 1_700_000_000_000, 3)]
+    transport.send(batch)
+    transport.send(batch)  # a batch whose response was lost, sent again
+    assert len(MlflowClient().get_metric_history(run_id, "train/loss")) == 1
+    transport.send([Metric("train/loss", 0.5, 1_700_000_000_001, 3)])
+    assert len(MlflowClient().get_metric_history(run_id, "train/loss")) == 2
+
+
+def test_an_unreachable_server_spools_and_replay_sends_each_point_once(tracking_uri: str,
+                                                                       tmp_path: Path) -> None:
+    run_id = MlflowClient().create_run("0").info.run_id
+    recorder = Recorder(run_id, _dead_uri(), max_buffered=10, spool_dir=tmp_path / "spool")
+    most_in_memory = 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in range(30):
+            recorder.log_metrics({"train/loss": 1.0 / (step + 1), "grad_norm/total": step}, step)
+            if step % 5 == 4:
+                recorder.flush()
+            most_in_memory = max(most_in_memory, recorder.unsent.in_memory)
+        recorder.write_findings([Finding.of("NONFINITE", 7, "loss")])
+        recorder.close()
+    spool = tmp_path / "spool" / f"{run_id}.jsonl"
+    lines = _recording_lines(caught)
+    assert most_in_memory <= 2 * 10  # the bound, plus the batch being retried
+    assert len(lines) == 2, lines
+    assert lines[0].startswith(f"fixlab: tracking server {recorder.tracking_uri} unreachable since ")
+    assert "buffering metrics" in lines[0] and str(spool) in lines[0]
+    assert f"kept in {spool}; send them with `fixlab replay {spool}`" in lines[1]
+    assert recorder.unsent.in_memory == 0 and recorder.unsent.spooled >= 60
+
+    again = tmp_path / "again.jsonl"
+    shutil.copyfile(spool, again)
+    [done] = replay(spool.parent, tracking_uri=tracking_uri)
+    assert (done.run_id, done.error, spool.exists()) == (run_id, None, False)
+    assert done.sent >= 60 + 2 + 3  # the points, two tags, three report files
+    [twice] = replay(again, tracking_uri=tracking_uri)  # landed already: nothing is added
+    assert twice.error is None
+    client = MlflowClient()
+    for key in ("train/loss", "grad_norm/total"):
+        assert sorted(m.step for m in client.get_metric_history(run_id, key)) == list(range(30))
+    tags = client.get_run(run_id).data.tags
+    assert (tags["fixlab.health"], tags["fixlab.findings"]) == ("critical", "NONFINITE")
+    assert {f.path for f in client.list_artifacts(run_id, "fixlab")} >= {
+        "fixlab/findings.json", "fixlab/report.html"}
+
+
+def test_a_spool_cut_short_mid_line_keeps_every_whole_record(tmp_path: Path) -> None:
+    """A process killed mid-write leaves half a line; the next one starts a fresh line after it.
+    Lines that are not records are skipped, never fatal."""
+    path = tmp_path / "run1.jsonl"
+    SpoolFile(path, "run1", "http://tracker").append([Metric("a", 1.0, 10, 0)])
+    with path.open("a") as out:
+        out.write('[1, 2]\n{"m": ["a key alone"]}\n{"m": ["a", 2.0, 1')  # the last cut short
+    SpoolFile(path, "run1", "http://tracker").append([Metric("a", math.nan, 30, 2)])
+    spool, chunks = read_spool(path)
+    points = [m for chunk in chunks for m in chunk.metrics]
+    assert spool.run_id == "run1" and [(m.step, m.timestamp) for m in points] == [(0, 10), (2, 30)]
+    assert math.isnan(points[1].value)
+
+
+def test_fixlab_replay_command(tracking_uri: str, tmp_path: Path, capsys) -> None:
+    run_id = MlflowClient().create_run("0").info.run_id
+    SpoolFile(tmp_path / f"{run_id}.jsonl", run_id, _dead_uri()).append(
+        [Metric("train/loss", 0.25, 1_700_000_000_000, 4)])
+    (tmp_path / "notes.txt").write_text("not a spool")
+    parser = argparse.ArgumentParser()
+    COMMAND.add_arguments(parser)
+    code = COMMAND.handler(parser.parse_args([str(tmp_path), "--tracking-uri", tracking_uri]))
+    assert code == 0 and f"1 records sent to run {run_id}" in capsys.readouterr().out
+    assert [m.step for m in MlflowClient().get_metric_history(run_id, "train/loss")] == [4]
+
+    for bad, why in [(tmp_path / "missing.jsonl", "does not exist"),
+                     (tmp_path / "notes.txt", "is not a fixlab spool file")]:
+        assert COMMAND.handler(parser.parse_args([str(bad)])) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(f"fixlab replay: path={str(bad)!r} {why}") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"max_buffered": 0}, r"max_buffered=0 is not allowed; allowed: an int >= 1"),
+    ({"close_timeout_s": -1}, r"close_timeout_s=-1 is not allowed; allowed: a number"),
+])
+def test_bad_spool_settings_are_refused(kwargs: dict, match: str) -> None:
+    with pytest.raises(ValueError, match=match):
+        Recorder("run", "sqlite:///x.db", **kwargs)
+
+
+def test_resume_first_sends_the_spool_an_interrupted_process_left(tracking_uri: str,
+                                                                   tmp_path: Path) -> None:
+    """A process that died during an outage left points in the spool: a resumed run sends them
+    before it reads what the run holds, so the re-run steps are not logged a second time."""
+    run_id = MlflowClient().create_run("0").info.run_id
+    SpoolFile(tmp_path / f"{run_id}.jsonl", run_id, tracking_uri).append(
+        [Metric("train/loss", 1.0 / (s + 1), 1_700_000_000_000 + s, s) for s in range(5)])
+    recorder = Recorder(run_id, tracking_uri, spool_dir=tmp_path)
+    assert recorder.resume().last == {"train/loss": 4}
+    assert not (tmp_path / f"{run_id}.jsonl").exists()
+    for step in range(3, 7):  # the re-run from a checkpoint at step 3
+        recorder.log_metrics({"train/loss": 1.0 / (step + 1)}, step)
+    recorder.close()
+    history = MlflowClient().get_metric_history(run_id, "train/loss")
+    assert sorted(m.step for m in history) == list(range(7))
+
+
+def test_flush_sends_what_was_queued_and_wait_flushed_waits_for_only_that(tracking_uri: str) -> None:
+    """Points logged after a flush wait for the next one (batches stay large); close sends all."""
+    run_id = MlflowClient().create_run("0").info.run_id
+    recorder = Recorder(run_id, tracking_uri)
+    for step in range(10):
+        recorder.log_metrics({"train/loss": float(step)}, step)
+    recorder.flush()
+    for step in range(10, 13):
+        recorder.log_metrics({"train/loss": float(step)}, step)
+    assert recorder.wait_flushed(timeout_s=30)
+    assert len(MlflowClient().get_metric_history(run_id, "train/loss")) == 10
+    assert recorder.unsent == (3, 0)
+    recorder.close()
+    assert len(MlflowClient().get_metric_history(run_id, "train/loss")) == 13

@@ -1,8 +1,11 @@
 """`Recorder`: where a monitor's metrics, tags and artifacts go, one MLflow run.
 
-Metrics are buffered in memory and sent in batches with MLflow's asynchronous logging, so a
-training step never waits on the tracking server. Every MLflow failure becomes a warning:
-diagnostics must never crash training (STYLE.md rule 7).
+Metrics are queued and sent in batches by a background `Sender`, so a training step never waits
+on the tracking server, even while it is away: points are held in memory (`MAX_BUFFERED`), then
+in the run's spool file, and the user sees one line when the server goes and one when it is back.
+`close()` waits for the backlog at most `CLOSE_TIMEOUT_S` (one short attempt while the server is
+unreachable) and leaves the rest in the spool, which `fixlab replay` sends. Every MLflow failure
+becomes a warning: diagnostics must never crash training (STYLE.md rule 7).
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import tempfile
 import threading
 import time
 import warnings
-from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -26,13 +28,15 @@ from ..analysis.snapshot import GradFlow
 from ..findings import Finding, finding_codes, overall_health
 from .logged_steps import LoggedSteps
 from .report import grad_flow_figure, render_report, threshold_values
+from .sender import BATCH_SIZE, CLOSE_TIMEOUT_S, MAX_BUFFERED, Sender, Unsent
+from .spool_file import SpoolFile, spool_folder
+from .transport import Transport, is_transient
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
-    from mlflow.utils.async_logging.run_operations import RunOperations
 
-BATCH_SIZE = 1000  # MLflow's limit of metrics per log_batch request
-_MAX_IN_FLIGHT = 32  # asynchronous batches before flush() waits for the oldest (backpressure)
+__all__ = ["BATCH_SIZE", "CLOSE_TIMEOUT_S", "MAX_BUFFERED", "Recorder", "RecordingWarning"]
+
 _ARTIFACT_DIR = "fixlab"
 # Report inputs kept beside the report so a later write_findings, from any Recorder of the run,
 # can re-render it with everything recorded so far.
@@ -50,6 +54,15 @@ class Recorder:
         run_id: the MLflow run to record into. It is not contacted until something is logged.
         tracking_uri: the tracking server or store; default: MLflow's current tracking URI,
             fixed at construction so a later `mlflow.set_tracking_uri` does not redirect it.
+        max_buffered: metric points held in memory while the server is away (default
+            `MAX_BUFFERED`, 50 000); later ones are appended to the spool file.
+        spool_dir: the spool folder; default `$FIXLAB_SPOOL`, else `./fixlab_spool` (fixed at
+            construction). The run's file is `<spool_dir>/<run id>.jsonl`.
+        close_timeout_s: the longest `close()` waits for a backlog the server is taking
+            (default `CLOSE_TIMEOUT_S`, 30 s).
+
+    Raises:
+        ValueError: `max_buffered` < 1 or `close_timeout_s` < 0.
 
     Example:
         >>> recorder = Recorder.resolve()  # the active run, or None without MLflow
@@ -58,13 +71,22 @@ class Recorder:
         ...     recorder.close()
     """
 
-    def __init__(self, run_id: str, tracking_uri: str | None = None) -> None:
+    def __init__(self, run_id: str, tracking_uri: str | None = None, *,
+                 max_buffered: int = MAX_BUFFERED, spool_dir: str | os.PathLike | None = None,
+                 close_timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        if isinstance(max_buffered, bool) or not isinstance(max_buffered, int) or max_buffered < 1:
+            raise ValueError(f"max_buffered={max_buffered!r} is not allowed; allowed: an int >= 1")
+        if not isinstance(close_timeout_s, (int, float)) or not close_timeout_s >= 0:
+            raise ValueError(f"close_timeout_s={close_timeout_s!r} is not allowed; allowed: "
+                             "a number of seconds >= 0")
         self.run_id = run_id
         self.tracking_uri = tracking_uri or mlflow.get_tracking_uri()
+        self.max_buffered = max_buffered
+        self.spool_dir = spool_folder(spool_dir)
+        self.close_timeout_s = float(close_timeout_s)
         self._client: MlflowClient | None = None
-        self._buffer: list[Metric] = []
-        self._in_flight: deque[tuple[list[Metric], RunOperations]] = deque()
-        self._lock = threading.RLock()
+        self._sender: Sender | None = None
+        self._lock = threading.Lock()  # creates the sender once
         self.logged = LoggedSteps()
 
     @classmethod
@@ -84,7 +106,8 @@ class Recorder:
         return cls(run_id, tracking_uri) if run_id else None
 
     def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
-        """Buffers one step's metrics; sends them once a full batch has accumulated.
+        """Queues one step's metrics; they are sent in the background once a full batch has
+        accumulated or at the next `flush`. Never waits on the tracking server.
 
         Non-finite values are kept (MLflow stores NaN and +-Inf); a value that is not a number
         is dropped with a warning. After `resume()`, points the run already holds are dropped.
@@ -101,41 +124,57 @@ class Recorder:
         if bad:
             warnings.warn(f"fixlab: metrics {bad} at step {step} are not numbers; not logged",
                           RecordingWarning, stacklevel=2)
-        with self._lock:
-            self._buffer.extend(points)
-            full = len(self._buffer) >= BATCH_SIZE
-        if full:
-            self.flush()
+        try:
+            self._send().put(points)
+        except Exception as error:  # noqa: BLE001 - diagnostics never crash training
+            self._warn(f"queueing {len(points)} metric points", error)
+        self._tell()
 
     def resume(self) -> LoggedSteps:
         """This run is being continued: from now on, drop points at or before the last step each
-        metric already has (the re-run steps after a checkpoint). Returns what the run holds."""
+        metric already has (the re-run steps after a checkpoint). Returns what the run holds.
+
+        A spool file the interrupted process left for this run is sent first, so that what the
+        run holds is complete before it is read."""
+        sender = self._send()
+        if sender.unsent.spooled:
+            sender.drain(self.close_timeout_s)
+            self._tell()
         self.logged = LoggedSteps.of_run(self.run_id, self.tracking_uri)
         return self.logged
 
     def flush(self) -> None:
-        """Sends the buffer asynchronously in batches of at most `BATCH_SIZE` metrics."""
-        with self._lock:
-            points, self._buffer = self._buffer, []
-            for start in range(0, len(points), BATCH_SIZE):
-                batch = points[start:start + BATCH_SIZE]
-                try:
-                    ops = self._mlflow().log_batch(self.run_id, metrics=batch, synchronous=False)
-                except Exception:  # e.g. the async queue was shut down at exit: try directly
-                    self._send_now(batch)
-                    continue
-                if ops is not None:
-                    self._in_flight.append((batch, ops))
-            while len(self._in_flight) > _MAX_IN_FLIGHT:
-                self._settle(*self._in_flight.popleft())
+        """Asks the background sender to send every queued point (in batches of at most
+        `BATCH_SIZE`); returns at once."""
+        if self._sender is not None:
+            self._sender.flush()
+            self._tell()
+
+    def wait_flushed(self, timeout_s: float | None = None) -> bool:
+        """Waits until what earlier `flush` calls asked for has been sent, without sending what
+        was logged since (a benchmark times one flush's write this way). At most `timeout_s`
+        (default `close_timeout_s`); False if not all of it was sent (the server is away)."""
+        if self._sender is None:
+            return True
+        done = self._sender.wait_flushed(self.close_timeout_s if timeout_s is None else timeout_s)
+        self._tell()
+        return done
+
+    @property
+    def unsent(self) -> Unsent:
+        """Records not delivered yet: (points in memory, records in the spool file)."""
+        return self._sender.unsent if self._sender is not None else Unsent(0, 0)
 
     def set_tags(self, tags: Mapping[str, str]) -> None:
-        """Sets run tags (values are converted to strings)."""
+        """Sets run tags (values are converted to strings): one short attempt; while the server
+        is unreachable they go to the spool and are sent when it is back."""
         try:
             run_tags = [RunTag(str(k), str(v)) for k, v in tags.items()]
-            self._mlflow().log_batch(self.run_id, tags=run_tags, synchronous=True)
+            if not self._try_send(run_tags):
+                self._send().put_records(run_tags)
         except Exception as error:
             self._warn(f"setting tags {sorted(tags)}", error)
+        self._tell()
 
     def write_findings(
         self,
@@ -154,6 +193,10 @@ class Recorder:
         flow, the sections (by title) and thresholds given before stay in the report unless
         replaced. Calling it again with the same arguments changes nothing.
 
+        While the server is unreachable, the tags and files go to the spool (sent when it is
+        back, or by `fixlab replay`); they then hold this call's findings only, since the run's
+        recorded ones cannot be read.
+
         Args:
             findings: what the diagnostics found.
             grad_flow: per-parameter gradient statistics for the figure.
@@ -161,33 +204,79 @@ class Recorder:
             thresholds: the rule thresholds, for the figure's lines and band.
         """
         try:
-            recorded, inputs = self._recorded()
+            online = self._try_send([])  # is the run writable now? (one short attempt)
+            recorded, inputs = self._recorded() if online else ([], {})
             merged = _union([*recorded, *findings])
             # The tags first: they are what the registry gate and the runs table read.
             tags = [RunTag("fixlab.health", overall_health(merged)),
                     RunTag("fixlab.findings", finding_codes(merged))]
-            self._mlflow().log_batch(self.run_id, tags=tags, synchronous=True)
             if grad_flow is not None and grad_flow.observations > 0:
                 inputs["grad_flow"] = grad_flow.to_dict()
             inputs["sections"] = {**inputs.get("sections", {}), **dict(sections or {})}
             inputs["thresholds"] = {**inputs.get("thresholds", {}),
                                     **(threshold_values(thresholds) if thresholds else {})}
-            self._write_artifacts(merged, inputs)
+            files = _report_files(merged, inputs)
+            if online and self._try_send(tags):
+                self._upload_or_spool(files)
+            else:
+                self._send().put_records(tags, files)
         except Exception as error:
             self._warn(f"writing {len(findings)} findings", error)
+        self._tell()
 
     def close(self) -> None:
-        """Flushes and waits for every asynchronous batch; safe to call more than once."""
-        with self._lock:
-            self.flush()
-            while self._in_flight:
-                self._settle(*self._in_flight.popleft())
+        """Sends every queued point and waits for it: at most `close_timeout_s`, and while the
+        server is unreachable for one more short attempt only. What is left stays in the spool
+        file (one warning says how to send it); the background sender keeps trying while the
+        process lives. Safe to call more than once, and to log again afterwards."""
+        if self._sender is not None:
+            self._sender.drain(self.close_timeout_s)
+            self._tell()
 
     def __enter__(self) -> "Recorder":
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def _send(self) -> Sender:
+        """The run's background sender (created on first use: a Recorder that is never used
+        costs no thread and no file)."""
+        with self._lock:
+            if self._sender is None:
+                spool = SpoolFile.of_run(self.run_id, self.tracking_uri, self.spool_dir)
+                self._sender = Sender(Transport(self.run_id, self.tracking_uri), spool,
+                                      max_buffered=self.max_buffered)
+            return self._sender
+
+    def _try_send(self, tags: list[RunTag]) -> bool:
+        """Sends tags in one short attempt (no tags: asks whether the run is writable). False
+        while the server is unreachable; a refusal (no such run) raises."""
+        sender = self._send()
+        if not sender.reachable:
+            return False
+        try:
+            sender.transport.send(tags=tags)
+            return True
+        except Exception as error:
+            if is_transient(error):
+                return False
+            raise
+
+    def _upload_or_spool(self, files: dict[str, bytes]) -> None:
+        """Uploads artifact files; if the server went away meanwhile, they go to the spool."""
+        try:
+            self._send().transport.upload(files)
+        except Exception as error:
+            if not is_transient(error):
+                raise
+            self._send().put_records(files=files)
+
+    def _tell(self) -> None:
+        """Warns the sender's notices (outage, recovery, refused batches), on the caller's thread."""
+        if self._sender is not None:
+            for notice in self._sender.notices():
+                warnings.warn(notice, RecordingWarning, stacklevel=3)
 
     def _mlflow(self) -> MlflowClient:
         # Created on first use: building a store may touch a database or a server. Imported
@@ -198,20 +287,6 @@ class Recorder:
 
             self._client = MlflowClient(tracking_uri=self.tracking_uri)
         return self._client
-
-    def _settle(self, batch: list[Metric], ops: RunOperations) -> None:
-        """Waits for one asynchronous batch; a failed one is sent again synchronously."""
-        try:
-            ops.wait()
-        except Exception:
-            self._send_now(batch)
-
-    def _send_now(self, batch: list[Metric]) -> None:
-        # Retrying is safe: MLflow's stores skip metric points they already hold.
-        try:
-            self._mlflow().log_batch(self.run_id, metrics=batch, synchronous=True)
-        except Exception as error:
-            self._warn(f"logging {len(batch)} metric points", error)
 
     def _recorded(self) -> tuple[list[Finding], dict[str, Any]]:
         """The findings and report inputs already in the run's `fixlab/` artifacts.
@@ -237,22 +312,6 @@ class Recorder:
                     self._warn(f"reading the recorded {_ARTIFACT_DIR}/{name} (ignored)", error)
         return findings, inputs
 
-    def _write_artifacts(self, findings: list[Finding], inputs: dict[str, Any]) -> None:
-        flow = GradFlow.from_dict(inputs["grad_flow"]) if inputs.get("grad_flow") else None
-        thresholds = inputs.get("thresholds") or None
-        document = {"health": overall_health(findings),
-                    "findings": [f.to_dict() for f in findings]}
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp)
-            (out / "findings.json").write_text(json.dumps(document, indent=2, default=_plain))
-            (out / _INPUTS_FILE).write_text(json.dumps(inputs, default=_plain))
-            page = render_report(findings, flow, sections=inputs.get("sections"),
-                                 thresholds=thresholds)
-            (out / "report.html").write_text(page, encoding="utf-8")
-            if flow is not None:
-                (out / "grad_flow.png").write_bytes(grad_flow_figure(flow, thresholds))
-            self._mlflow().log_artifacts(self.run_id, tmp, _ARTIFACT_DIR)
-
     def _warn(self, what: str, error: Exception) -> None:
         warnings.warn(f"fixlab: {what} for MLflow run {self.run_id} failed: "
                       f"{_one_line(error)}; training continues", RecordingWarning, stacklevel=3)
@@ -269,6 +328,20 @@ def _is_rank_zero() -> bool:
     if dist is not None and dist.is_available() and dist.is_initialized():
         return dist.get_rank() == 0
     return True
+
+
+def _report_files(findings: list[Finding], inputs: dict[str, Any]) -> dict[str, bytes]:
+    """The `fixlab/` artifacts, by path in the run: findings, report inputs, page, figure."""
+    flow = GradFlow.from_dict(inputs["grad_flow"]) if inputs.get("grad_flow") else None
+    thresholds = inputs.get("thresholds") or None
+    document = {"health": overall_health(findings), "findings": [f.to_dict() for f in findings]}
+    page = render_report(findings, flow, sections=inputs.get("sections"), thresholds=thresholds)
+    files = {f"{_ARTIFACT_DIR}/findings.json": json.dumps(document, indent=2, default=_plain).encode(),
+             f"{_ARTIFACT_DIR}/{_INPUTS_FILE}": json.dumps(inputs, default=_plain).encode(),
+             f"{_ARTIFACT_DIR}/report.html": page.encode("utf-8")}
+    if flow is not None:
+        files[f"{_ARTIFACT_DIR}/grad_flow.png"] = grad_flow_figure(flow, thresholds)
+    return files
 
 
 def _union(findings: Sequence[Finding]) -> list[Finding]:

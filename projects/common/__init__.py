@@ -23,7 +23,7 @@ from projects.common.params import (
 
 _LAZY = {name: "projects.common.tracking" for name in (
     "RUN_ID_ENV", "fixlab_tags", "tracked_run", "log_params_once",
-    "log_metrics_now", "set_tags_now")}
+    "set_tags_now")}
 
 __all__ = [
     "EXIT_BAD_PARAM",

@@ -5,13 +5,15 @@ A checkpoint is written at the end of every epoch (`last.ckpt`) and whenever the
 improves (`best.ckpt`), both in the run's `RunFolder`. It holds everything the next epoch depends
 on: weights, optimizer, loop counters, every callback's state (the fixlab rules' included), the
 data module's shuffle generator and the process's random number generators. A continued run calls
-`trainer.fit(ckpt_path=last.ckpt)` (Lightning's own resume), and its metrics reach MLflow through a
-logger that skips the steps the run already holds.
+`trainer.fit(ckpt_path=last.ckpt)` (Lightning's own resume). Lightning's metrics go through the run's
+`Recorder`, like the diagnostics': batched off the training thread, spooled while the tracking server
+is away, and on a continued run without the steps the run already holds.
 """
 
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -22,10 +24,10 @@ import torch
 from lightning.pytorch.callbacks import Callback, ModelCheckpoint
 from lightning.pytorch.loggers import MLFlowLogger
 
-from mlflow_plugins.recording import LoggedSteps
+from mlflow_plugins.recording import Recorder
 from projects.common.run import ProjectRun
 
-__all__ = ["FitResult", "RandomState", "ResumableMLFlowLogger", "fit_and_test"]
+__all__ = ["FitResult", "RandomState", "RecorderLogger", "fit_and_test"]
 
 LAST = "last.ckpt"
 
@@ -51,17 +53,24 @@ class FitResult:
     tested: dict[str, float]
 
 
-class ResumableMLFlowLogger(MLFlowLogger):
-    """Lightning's MLflow logger that drops metric points the run already holds (`LoggedSteps`)."""
+class RecorderLogger(MLFlowLogger):
+    """Lightning's MLflow logger whose metrics go through the run's `Recorder` instead of one
+    synchronous request per call: training never waits on the tracking server, and a checkpoint's
+    `sync` covers Lightning's metrics too. Params and the run's end stay Lightning's.
 
-    def __init__(self, *, logged: LoggedSteps, **kwargs: Any) -> None:
+    Args:
+        recorder: the run's recorder (None off rank zero: nothing is logged).
+    """
+
+    def __init__(self, *, recorder: Recorder | None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._logged = logged
+        self._recorder = recorder
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        fresh = self._logged.fresh(metrics, step or 0)
-        if fresh:
-            super().log_metrics(fresh, step)
+        if self._recorder is None:
+            return
+        numbers = {re.sub(r"[^a-zA-Z0-9_/. -]+", "", str(k)): v for k, v in metrics.items() if not isinstance(v, str)}
+        self._recorder.log_metrics(numbers, step or 0)
 
 
 class RandomState(Callback):
@@ -104,8 +113,8 @@ def fit_and_test(run: ProjectRun, module: L.LightningModule, datamodule: L.Light
     spec, config, folder = run.spec, run.config, run.folder
     best = ModelCheckpoint(dirpath=folder.path, filename="best", monitor=spec.selection_metric, mode=spec.mode,
                            save_top_k=1, save_last=True, save_on_train_epoch_end=True, enable_version_counter=False)
-    logger = ResumableMLFlowLogger(logged=run.logged, experiment_name=_experiment_name(run.run_id),
-                                   run_id=run.run_id, tracking_uri=mlflow.get_tracking_uri())
+    logger = RecorderLogger(recorder=run.report.recorder, experiment_name=_experiment_name(run.run_id),
+                            run_id=run.run_id, tracking_uri=mlflow.get_tracking_uri())
     trainer = L.Trainer(max_epochs=config.epochs, logger=logger, callbacks=[*callbacks, RandomState(), best],
                         deterministic=True, log_every_n_steps=config.log_every, enable_model_summary=False,
                         default_root_dir=folder.path, accelerator="auto", devices=1)

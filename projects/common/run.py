@@ -32,7 +32,7 @@ from projects.common.entry import RunSummary
 from projects.common.resume import resumable_folder
 from projects.common.run_folder import CHECKPOINTS_TAG, RunFolder
 from projects.common.spec import ProjectSpec
-from projects.common.tracking import fixlab_tags, log_metrics_now, log_params_once, set_tags_now, tracked_run
+from projects.common.tracking import fixlab_tags, log_params_once, set_tags_now, tracked_run
 
 __all__ = ["ProjectRun", "open_run", "finish_run"]
 
@@ -65,9 +65,9 @@ class ProjectRun:
         log_params_once(self.run_id, params)
 
     def log_metrics(self, metrics: Mapping[str, float | None], step: int = 0) -> None:
-        """Log one step's metrics now, in one batch; None values and steps the run holds are skipped."""
-        log_metrics_now(self.run_id, self.logged.fresh({k: v for k, v in metrics.items() if v is not None}, step),
-                        step)
+        """Log one step's metrics through the run's recorder (batched, never waiting on the server;
+        a continued run skips the steps it holds); None values are skipped."""
+        self.report.log({k: v for k, v in metrics.items() if v is not None}, step)
 
 
 @contextmanager

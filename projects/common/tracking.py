@@ -22,13 +22,12 @@ from contextlib import contextmanager
 from typing import Any, Iterator, Mapping
 
 import mlflow
-from mlflow.entities import Metric, Param, RunTag
-from mlflow.utils.time import get_current_time_millis
+from mlflow.entities import Param, RunTag
 
 from mlflow_plugins.context import FixlabRunContext
 from mlflow_plugins.run_record import record_outcome
 
-__all__ = ["RUN_ID_ENV", "fixlab_tags", "tracked_run", "log_params_once", "log_metrics_now", "set_tags_now"]
+__all__ = ["RUN_ID_ENV", "fixlab_tags", "tracked_run", "log_params_once", "set_tags_now"]
 
 RUN_ID_ENV = "MLFLOW_RUN_ID"
 
@@ -166,14 +165,6 @@ def log_params_once(run_id: str, params: Mapping[str, Any]) -> dict[str, str]:
     for start in range(0, len(items), 100):  # MLflow's limit of params per batch
         client.log_batch(run_id, params=[Param(k, v) for k, v in items[start:start + 100]])
     return new
-
-
-def log_metrics_now(run_id: str, metrics: Mapping[str, float], step: int = 0) -> None:
-    """Log metrics synchronously in one batch (non-finite values are kept, None is skipped)."""
-    now = get_current_time_millis()
-    points = [Metric(str(k), float(v), now, step) for k, v in metrics.items() if v is not None]
-    if points:
-        mlflow.MlflowClient().log_batch(run_id, metrics=points)
 
 
 def set_tags_now(run_id: str, tags: Mapping[str, str]) -> None:

@@ -121,12 +121,16 @@ def test_healthy_write_through_the_server(server_uri: str) -> None:
     assert (tags["fixlab.health"], tags["fixlab.findings"]) == ("ok", "")
 
 
-def test_an_unreachable_server_warns_instead_of_raising(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail fast: nothing listens
+def test_an_unreachable_server_warns_instead_of_raising(tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FIXLAB_SPOOL", str(tmp_path))  # what cannot be sent is kept here
+    spool = tmp_path / f"{'0' * 32}.jsonl"
     recorder = Recorder("0" * 32, f"http://127.0.0.1:{_free_port()}")
     recorder.log_metrics({"train/loss": 1.0}, step=0)
     with pytest.warns(RecordingWarning) as caught:
         recorder.close()
         recorder.write_findings([Finding.of("NONFINITE", 1, "loss")])
-    assert [str(w.message).split(" for MLflow run")[0] for w in caught] == [
-        "fixlab: logging 1 metric points", "fixlab: writing 1 findings"]
+    messages = [str(w.message) for w in caught]
+    assert len(messages) == 2 and "unreachable since" in messages[0], messages
+    assert f"send them with `fixlab replay {spool}`" in messages[1]
+    assert spool.exists()  # the point, the two tags and the report files
