@@ -19,6 +19,7 @@ from _entry import run_main
 from projects.cpc_snn_gw.config import CpcGwConfig
 from projects.cpc_snn_gw.experiment import train_and_evaluate
 from projects.cpc_snn_gw.train import main
+from _mlgwsc_files import strain_file
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = dict(n_train=64, n_val=32, n_test=64, epochs=2, batch_size=16, log_every=2)
@@ -30,16 +31,6 @@ def _script(module: str, args: list[str], tmp_path: Path, uri: str | None = None
     env.pop("MLFLOW_RUN_ID", None)
     return subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, env=env, capture_output=True,
                           text=True, timeout=300)
-
-
-def _strain_file(path: Path, seconds: int = 8, rate: int = 2048) -> Path:
-    """A small MLGWSC-1-format strain file: white noise, one segment per detector."""
-    rng = np.random.default_rng(0)
-    with h5py.File(path, "w") as f:
-        for det in ("H1", "L1"):
-            ds = f.create_group(det).create_dataset("1238166018", data=rng.normal(size=seconds * rate) * 1e-21)
-            ds.attrs["start_time"], ds.attrs["delta_t"] = 1238166018.0, 1.0 / rate
-    return path
 
 
 def _injection_file(path: Path) -> Path:
@@ -84,7 +75,7 @@ def test_bad_parameter_in_its_own_interpreter(tmp_path):
 def test_malformed_hdf5_files_are_parameter_errors(tmp_path, monkeypatch, capsys):
     text = tmp_path / "strain.hdf"
     text.write_text("not hdf5")
-    strain = _strain_file(tmp_path / "good.hdf")
+    strain = strain_file(tmp_path / "good.hdf")
     injections = _injection_file(tmp_path / "injections.hdf")
     cases = [
         (["--data_path", str(text), "--injections_path", str(injections)], "data_path", "not an HDF5 file"),
@@ -97,6 +88,126 @@ def test_malformed_hdf5_files_are_parameter_errors(tmp_path, monkeypatch, capsys
         assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
         assert f"invalid parameter {name}=" in lines[0] and problem in lines[0], lines[0]
     assert not (tmp_path / "untouched.db").exists()
+
+
+GPS0 = 1238166018
+LATE = GPS0 + 128  # the last of three segments: the one-window pre-check never read it
+
+
+def _three_segments(tmp_path: Path, **storage: object) -> tuple[Path, Path]:
+    """A valid pair: strain of three 4 s segments 64 s apart (`storage` goes to `create_dataset`),
+    and an injection file with one merger in the first segment."""
+    rng = np.random.default_rng(1)
+    strain, injections = tmp_path / "strain.hdf", tmp_path / "injections.hdf"
+    with h5py.File(strain, "w") as f:
+        for det in ("H1", "L1"):
+            for start in (GPS0, GPS0 + 64, LATE):
+                ds = f.create_dataset(f"{det}/{start}", data=rng.normal(size=4 * 2048) * 1e-21, **storage)
+                ds.attrs["start_time"], ds.attrs["delta_t"] = float(start), 1.0 / 2048
+    with h5py.File(injections, "w") as f:
+        f["tc"], f["mass1"], f["mass2"] = np.array([GPS0 + 2.5]), np.array([30.0]), np.array([20.0])
+    return strain, injections
+
+
+def _set(name: str, index: int, value: float):
+    def damage(strain: Path, injections: Path) -> None:
+        with h5py.File(strain, "a") as f:
+            f[name][index] = value
+    return damage
+
+
+def _truncate(which: str):
+    def damage(strain: Path, injections: Path) -> None:
+        path = strain if which == "strain" else injections
+        with open(path, "r+b") as raw:
+            raw.truncate(int(0.6 * path.stat().st_size))
+    return damage
+
+
+def _zero_filled(strain: Path, injections: Path) -> None:
+    strain.write_bytes(bytes(strain.stat().st_size))
+
+
+def _zeroed_from_l1_header(strain: Path, injections: Path) -> None:
+    """Every byte from the L1 group's object header on is 0: a preallocated copy that stopped."""
+    with h5py.File(strain, "r") as f:
+        start = h5py.h5o.get_info(f["L1"].id).addr
+    with open(strain, "r+b") as raw:
+        raw.seek(start)
+        raw.write(bytes(strain.stat().st_size - start))
+
+
+def _not_hdf5(strain: Path, injections: Path) -> None:
+    strain.write_text("H1 L1 1238166018\n")
+
+
+def _corrupt_late_chunk(strain: Path, injections: Path) -> None:
+    """16 bytes overwritten inside the compressed chunk holding L1 samples 4096-6143 of the last segment."""
+    with h5py.File(strain, "r") as f:
+        chunk = f[f"L1/{LATE}"].id.get_chunk_info_by_coord((4096,))
+    with open(strain, "r+b") as raw:
+        raw.seek(chunk.byte_offset + chunk.size // 2)
+        raw.write(b"\xff" * 16)
+
+
+def _zeroed_late_data(strain: Path, injections: Path) -> None:
+    with h5py.File(strain, "a") as f:
+        f[f"L1/{LATE}"][:] = 0.0
+
+
+def _injections(**datasets: np.ndarray):
+    def damage(strain: Path, injections: Path) -> None:
+        with h5py.File(injections, "a") as f:
+            for key, value in datasets.items():
+                del f[key]
+                f[key] = value
+    return damage
+
+
+CHUNKED = {"chunks": (2048,), "compression": "gzip"}
+
+# case -> (storage, damage, the parameter named, what the one line must say)
+DAMAGED = {
+    "truncated strain": ({}, _truncate("strain"), "data_path", "truncated file"),
+    "zero-filled strain": ({}, _zero_filled, "data_path", "not an HDF5 file"),
+    "strain zeroed from the L1 header on": ({}, _zeroed_from_l1_header, "data_path", "'L1' cannot be read"),
+    "strain not HDF5": ({}, _not_hdf5, "data_path", "not an HDF5 file"),
+    "NaN in the last segment": ({}, _set(f"H1/{LATE}", 5000, np.nan), "data_path",
+                                f"'H1/{LATE}': sample 5000 (GPS {LATE + 5000 / 2048:.4f}) is nan"),
+    "Inf in the last segment of L1": ({}, _set(f"L1/{LATE}", 8000, np.inf), "data_path",
+                                      f"'L1/{LATE}': sample 8000 (GPS {LATE + 8000 / 2048:.4f}) is inf"),
+    "zeros in the last segment": ({}, _zeroed_late_data, "data_path", f"'L1/{LATE}': samples 0 to 8191"),
+    "corrupt chunk in the last segment": (CHUNKED, _corrupt_late_chunk, "data_path",
+                                          f"'L1/{LATE}': samples 4096 to 6143"),
+    "truncated injections": ({}, _truncate("injections"), "injections_path", "truncated file"),
+    "injections: tc is 2-D": ({}, _injections(tc=np.array([[GPS0 + 2.5]])), "injections_path",
+                              "'tc' is shape (1, 1)"),
+    "injections outside the strain": ({}, _injections(tc=np.array([GPS0 + 10_000.0])), "injections_path",
+                                      "none of its 1 merger times"),
+}
+
+
+@pytest.mark.parametrize("case", list(DAMAGED))
+def test_damaged_hdf5_files_are_parameter_errors(case, tmp_path, monkeypatch, capsys):
+    storage, damage, name, problem = DAMAGED[case]
+    strain, injections = _three_segments(tmp_path, **storage)
+    damage(strain, injections)
+    store = tmp_path / "untouched.db"
+    args = ["--data_path", str(strain), "--injections_path", str(injections), "--epochs", "1", "--batch_size", "2"]
+    result = run_main(main, args, store, monkeypatch, capsys)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1, result.stderr[-2000:]
+    assert f"invalid parameter {name}=" in lines[0] and problem in lines[0], lines[0]
+    assert not store.exists()
+
+
+@pytest.mark.parametrize("storage", [{}, CHUNKED], ids=["contiguous", "chunked"])
+def test_intact_three_segment_files_pass_check_inputs(storage, tmp_path):
+    """The control for the table above: the files are refused for their damage, not their shape."""
+    from projects.cpc_snn_gw.config import check_inputs
+
+    strain, injections = _three_segments(tmp_path, **storage)
+    check_inputs(CpcGwConfig(data_path=str(strain), injections_path=str(injections)))
 
 
 @pytest.fixture(scope="module")
@@ -130,6 +241,14 @@ def test_tiny_run_logs_metrics_tags_figures_and_registers(tiny_runs):
     assert any(k.startswith("fixlab.claim.") for k in tags)
     versions = client.search_model_versions("name='cpc-snn-gw'")
     assert sorted(v.run_id for v in versions) == sorted([first.run_id, tiny_runs[2].run_id])
+    # The gate: 8 steps observed (2 epochs of 4), and the selection metric against chance (0.5).
+    gate = next(v for v in versions if v.run_id == first.run_id).tags
+    assert (gate["fixlab.steps_observed"], gate["fixlab.baseline"]) == ("8", "0.5")
+    auc = metrics["best/val_auc"]
+    if auc > 0.5:
+        assert not gate["fixlab.gate"].startswith("refused")
+    else:
+        assert gate["fixlab.gate"] == f"refused: best/val_auc={auc:.4g} does not beat the baseline 0.5"
 
 
 def test_same_seed_same_metrics(tiny_runs):
@@ -142,15 +261,17 @@ def test_same_seed_same_metrics(tiny_runs):
 
 def test_champion_loads_in_a_fresh_process_and_scores_an_mlgwsc_file(tiny_runs, tmp_path):
     uri, first, _ = tiny_runs
-    strain = _strain_file(tmp_path / "strain.hdf")
+    strain = strain_file(tmp_path / "strain.hdf")
     out = tmp_path / "scores.csv"
-    result = _script("projects.cpc_snn_gw.predict", ["--data_path", str(strain), "--out", str(out)], tmp_path, uri)
+    # Version 1 by number: a tiny run may not beat chance, and then the gate gives it no alias.
+    result = _script("projects.cpc_snn_gw.predict", ["--model", "models:/cpc-snn-gw/1", "--data_path", str(strain),
+                                                     "--out", str(out)], tmp_path, uri)
     assert result.returncode == 0, result.stderr[-2000:]
     rows = np.loadtxt(out, delimiter=",", skiprows=1)
     assert rows.shape == (8, 2) and np.all((rows[:, 1] >= 0) & (rows[:, 1] <= 1))
     np.testing.assert_allclose(np.diff(rows[:, 0]), 1.0)
 
-    code = ("import mlflow, numpy as np; m = mlflow.pyfunc.load_model('models:/cpc-snn-gw@champion'); "
+    code = ("import mlflow, numpy as np; m = mlflow.pyfunc.load_model('models:/cpc-snn-gw/1'); "
             "x = np.random.default_rng(1).standard_normal((3, 2, 2048)).astype(np.float32); "
             "print(m.predict(x).tolist())")
     env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
@@ -162,7 +283,7 @@ def test_champion_loads_in_a_fresh_process_and_scores_an_mlgwsc_file(tiny_runs, 
 
 def test_missing_registered_model_is_one_line(tiny_runs, tmp_path):
     uri, _, _ = tiny_runs
-    strain = _strain_file(tmp_path / "strain.hdf")
+    strain = strain_file(tmp_path / "strain.hdf")
     out = tmp_path / "scores.csv"
     result = _script("projects.cpc_snn_gw.predict", ["--model", "models:/no-such-model@champion",
                                                      "--data_path", str(strain), "--out", str(out)], tmp_path, uri)

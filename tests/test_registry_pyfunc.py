@@ -1,4 +1,4 @@
-"""Models as code: registered as pyfunc with plain weight files, loaded with pickle refused."""
+"""Models as data: a pyfunc whose loader is an installed module (the GW detector's), data files only."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import mlflow
 import numpy as np
@@ -14,28 +13,15 @@ import pytest
 from mlflow.models import ModelSignature
 from mlflow.types import Schema, TensorSpec
 
-from mlflow_plugins.registry import load_champion_pyfunc, register_pyfunc
+from jax_modules.cpc_snn_gw import ModelConfig, build_model
+from mlflow_plugins.registry import Evidence, load_champion_pyfunc, load_pyfunc, register_pyfunc
+from projects.cpc_snn_gw import serving
 
-MODEL_CODE = textwrap.dedent('''
-    import json
-    import numpy as np
-    import mlflow
-    from mlflow.pyfunc import PythonModel
-
-    class Scale(PythonModel):
-        def load_context(self, context):
-            with open(context.artifacts["config"]) as f:
-                self.scale = json.load(f)["scale"]
-
-        def predict(self, context, model_input, params=None):
-            x = np.asarray(model_input, dtype=np.float32)
-            return (x.reshape(len(x), -1).mean(axis=1) * self.scale).astype(np.float32)
-
-    mlflow.models.set_model(Scale())
-''')
-SIGNATURE = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 2, 8))]),
+CFG = ModelConfig(kind="cpc", encoder_widths=(4, 8), encoder_strides=(4, 8), latent_dim=8, context_dim=8)
+SIGNATURE = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, 2, 256))]),
                            outputs=Schema([TensorSpec(np.dtype(np.float32), (-1,))]))
-EXAMPLE = np.ones((2, 2, 8), np.float32)
+EXAMPLE = np.random.default_rng(0).standard_normal((2, 2, 256)).astype(np.float32)
+PASSING = Evidence(steps=10, baseline=0.5)
 
 
 @pytest.fixture(scope="module")
@@ -44,46 +30,67 @@ def tracking(module_store):
     return module_store
 
 
-def register(tmp_path, project: str, scale: float, value: float, healthy: bool = True):
-    code = tmp_path / f"model_{scale}.py"
-    code.write_text(MODEL_CODE)
-    config = tmp_path / f"config_{scale}.json"
-    config.write_text(json.dumps({"scale": scale}))
+def register(tmp_path, project: str, seed: int, value: float, healthy: bool = True):
+    """A detector with weights of `seed`, registered; returns (result, its direct predictions of EXAMPLE)."""
+    data = serving.save(build_model(CFG, seed=seed), tmp_path / f"detector_{seed}")
     with mlflow.start_run() as run:
         pass
-    return register_pyfunc(code, artifacts={"config": config}, signature=SIGNATURE, input_example=EXAMPLE,
-                           pip_requirements=["numpy"], project=project, run_id=run.info.run_id,
-                           metric="val/auc", value=value, healthy=healthy)
+    result = register_pyfunc(serving.__name__, data, signature=SIGNATURE, input_example=EXAMPLE,
+                             pip_requirements=["numpy"], project=project, run_id=run.info.run_id,
+                             metric="val/auc", value=value, healthy=healthy, evidence=PASSING)
+    return result, serving.load(data).predict(EXAMPLE)
 
 
-def test_champion_is_the_healthy_best_and_loads_in_a_fresh_process_without_pickle(tracking, tmp_path):
-    assert register(tmp_path, "scaler", 2.0, value=0.8).became_champion
-    assert not register(tmp_path, "scaler", 5.0, value=0.9, healthy=False).became_champion
-    assert not register(tmp_path, "scaler", 7.0, value=0.7).became_champion
+def test_champion_is_the_best_passing_version_and_loads_in_a_fresh_process(tracking, tmp_path):
+    first, expected = register(tmp_path, "detector", 1, value=0.8)
+    assert first.became_champion
+    assert not register(tmp_path, "detector", 2, value=0.9, healthy=False)[0].became_champion
+    assert not register(tmp_path, "detector", 3, value=0.7)[0].became_champion
+    np.testing.assert_array_equal(load_champion_pyfunc("detector").predict(EXAMPLE), expected)
+
     code = ("import mlflow, numpy as np; "
-            "m = mlflow.pyfunc.load_model('models:/scaler@champion'); "
-            "print(m.predict(np.ones((3, 2, 8), np.float32)).tolist())")
+            "m = mlflow.pyfunc.load_model('models:/detector@champion'); "
+            f"x = np.array({EXAMPLE.tolist()}, dtype=np.float32); print(m.predict(x).tolist())")
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking, "MLFLOW_ALLOW_PICKLE_DESERIALIZATION": "false"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == [2.0, 2.0, 2.0]
-    assert load_champion_pyfunc("scaler").predict(EXAMPLE).tolist() == [2.0, 2.0]
+    np.testing.assert_allclose(json.loads(out.stdout.strip().splitlines()[-1]), expected, rtol=1e-6)
+
+
+def test_the_artifact_holds_data_and_names_our_loader(tracking, tmp_path):
+    register(tmp_path, "layout", 1, value=0.6)
+    client = mlflow.MlflowClient()
+    source = client.get_model_version_by_alias("layout", "champion").source
+    root = client.get_logged_model(source.removeprefix("models:/")).artifact_location.removeprefix("file://")
+    files = sorted(os.path.relpath(os.path.join(d, f), root) for d, _, fs in os.walk(root) for f in fs)
+    assert [f for f in files if f.startswith("data/")] == ["data/model/config.json", "data/model/weights.msgpack"]
+    assert not [f for f in files if f.endswith((".py", ".pkl", ".pickle"))], files
+    pyfunc = mlflow.models.Model.load(root).flavors["python_function"]
+    assert pyfunc["loader_module"] == "projects.cpc_snn_gw.serving" and pyfunc.get("code") is None
 
 
 def test_signature_rejects_wrong_shapes(tracking, tmp_path):
-    register(tmp_path, "shapes", 1.0, value=0.5)
+    register(tmp_path, "shapes", 1, value=0.6)
     model = load_champion_pyfunc("shapes")
     with pytest.raises(mlflow.exceptions.MlflowException, match="schema"):
         model.predict(np.ones((3, 2, 9), np.float32))
 
 
-def test_missing_model_and_files_are_one_line_errors(tracking, tmp_path):
+def test_missing_model_and_bad_arguments_are_one_line_errors(tracking, tmp_path):
     with pytest.raises(ValueError, match="registered model 'nope' does not exist") as info:
         load_champion_pyfunc("nope")
     assert "\n" not in str(info.value)
+    with pytest.raises(ValueError, match=r"model 'models:/nope/1' is not in sqlite.*registered models") as info:
+        load_pyfunc("models:/nope/1")
+    assert "\n" not in str(info.value)
     with mlflow.start_run() as run:
         pass
-    with pytest.raises(ValueError, match="code_path=.* is not a file"):
-        register_pyfunc(tmp_path / "absent.py", artifacts={}, signature=SIGNATURE, input_example=EXAMPLE,
-                        pip_requirements=[], project="p", run_id=run.info.run_id, metric="m", value=1.0,
-                        healthy=True)
+    kwargs = dict(signature=SIGNATURE, input_example=EXAMPLE, pip_requirements=[], project="p",
+                  run_id=run.info.run_id, metric="m", value=1.0, healthy=True, evidence=PASSING)
+    with pytest.raises(ValueError, match=r"data_path=.* is not a directory"):
+        register_pyfunc(serving.__name__, tmp_path / "absent", **kwargs)
+    for module, problem in (("mlflow.pyfunc.model", "is not allowed; allowed: a module inside"),
+                            ("projects.common.spec", "has no _load_pyfunc"),
+                            ("projects.no_such_module", "cannot be imported")):
+        with pytest.raises(ValueError, match=rf"loader_module='{module}' {problem}"):
+            register_pyfunc(module, tmp_path, **kwargs)

@@ -288,6 +288,27 @@ def test_lightning_resume_continues_the_rules(tmp_path, restore):
         assert not second[0].findings
 
 
+def test_testing_an_early_checkpoint_keeps_what_fitting_found(tmp_path):
+    """trainer.test(ckpt_path=best) restores callback states too; a best checkpoint taken before a
+    finding must not wipe it (the project would then register a broken run as healthy)."""
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    early = ModelCheckpoint(dirpath=tmp_path, filename="early-{epoch}", every_n_epochs=1, save_top_k=-1)
+    callback = GradientHealthCallback()
+    trainer = _fit_epochs(Detached(), [callback, early], 3, limit_train_batches=1, limit_val_batches=0)
+    assert "GRAD_NEVER_UPDATED" in {f.code for f in callback.findings}  # K=3 steps of one a epoch: the third
+    first = tmp_path / "early-epoch=0.ckpt"
+    assert not torch.load(first, weights_only=True)["callbacks"][callback.state_key]["findings"]
+    x, y = data()
+    class Tested(Detached):
+        def test_step(self, batch, batch_idx):
+            return None
+
+    trainer.test(Tested(), torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=32),
+                 ckpt_path=str(first), verbose=False, weights_only=True)
+    assert "GRAD_NEVER_UPDATED" in {f.code for f in callback.findings}
+
+
 def test_report_is_written_once_with_project_sections(tracking_uri, monkeypatch):
     from lightning.pytorch.loggers import MLFlowLogger
     from mlflow_plugins import AmpNanCallback, NormalizationEffectCallback

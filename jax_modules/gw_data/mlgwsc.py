@@ -1,37 +1,29 @@
 """MLGWSC-1 files as labelled two-detector windows: read, align, resample, whiten, cut.
 
-MLGWSC-1 (Schäfer et al. 2022, github gwastro/ml-mock-data-challenge-1) writes strain as HDF5
-with one group per detector (`H1`, `L1`). Each group holds 1-D datasets, the contiguous
-segments, named by their integer GPS start time and carrying the attributes `start_time` [s]
-and `delta_t` [s]; both detectors hold the same segments. Injections come in a second HDF5
-file of 1-D datasets, one per parameter and one entry per injection: `tc` (GPS merger time),
-`mass1`, `mass2`, `distance`, ...
+The file layout, and how a damaged file is reported, are in `mlgwsc_format`; `mlgwsc_check`
+reads a whole file once, block by block, before a run starts.
 """
 
 from __future__ import annotations
 
 import math
 import os
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 import h5py
 import numpy as np
 from scipy.signal import resample_poly
 
 from . import whitening
+from .mlgwsc_format import (DETECTORS, MLGWSCFormatError, Segment, injection_datasets, member, open_hdf5, read_all,
+                            read_block, read_segments, require_finite)
 from .psd import welch_psd
 
-#: Detector groups read from a strain file, in the order of `MLGWSCWindows.x`'s axis 1.
-DETECTORS = ("H1", "L1")
+__all__ = ["DETECTORS", "MLGWSCFormatError", "MLGWSCWindows", "load_mlgwsc", "read_injections"]
 
 _CHUNK = 512  # windows whitened at once: bounds the float64 temporaries on long segments
-
-
-class MLGWSCFormatError(ValueError):
-    """An MLGWSC-1 file is missing, is not HDF5, or is not laid out as the challenge writes it."""
 
 
 @dataclass(frozen=True)
@@ -75,13 +67,6 @@ class _Grid(NamedTuple):
         return strain if self.up == self.down else resample_poly(strain, self.up, self.down, axis=-1)
 
 
-class _Segment(NamedTuple):
-    name: str
-    start_time: float
-    delta_t: float
-    n_samples: int
-
-
 def load_mlgwsc(
     strain_path: str | os.PathLike[str],
     injections_path: str | os.PathLike[str] | None = None,
@@ -111,8 +96,9 @@ def load_mlgwsc(
         max_windows: stop after this many windows (the earliest ones).
 
     Raises:
-        MLGWSCFormatError: a file is missing, not HDF5, or malformed (the message names the
-            file, the dataset and what was expected), or a segment is too short.
+        MLGWSCFormatError: a file is missing, not HDF5, damaged (truncated, an unreadable chunk)
+            or malformed (the message names the file, the dataset and what was expected), a
+            sample is NaN or Inf, a segment is too short, or one is mostly exact zeros.
         ValueError: a bad argument.
 
     Example:
@@ -128,8 +114,8 @@ def load_mlgwsc(
         raise ValueError(f"max_windows={max_windows!r}; allowed: an integer >= 1, or None for all")
     injections = None if injections_path is None else read_injections(injections_path)
     path = Path(strain_path)
-    with _open_hdf5(path) as f:
-        segments = _read_segments(f, path)
+    with open_hdf5(path) as f:
+        segments = read_segments(f, path)
         grid = _grid(segments[0].delta_t, sample_rate, window, stride)
         if not 0.0 <= f_lower < grid.rate / 2:
             raise ValueError(f"f_lower={f_lower!r}; allowed: 0 <= f_lower < {grid.rate / 2:g} Hz (Nyquist)")
@@ -141,7 +127,8 @@ def load_mlgwsc(
             if count == 0:
                 break
             strain = grid.resample(_read_strain(f, path, segment))
-            x[offset : offset + count] = _cut(strain, grid, count, f_lower if whiten else None)
+            where = [f"{path}: dataset '{det}/{segment.name}'" for det in DETECTORS]
+            x[offset : offset + count] = _cut(strain, grid, count, f_lower if whiten else None, where=where)
             start_times[offset : offset + count] = segment.start_time + np.arange(count) * grid.step / grid.rate
             offset += count
     y, mass1, mass2 = _labels(start_times, grid.n / grid.rate, injections)
@@ -153,100 +140,24 @@ def read_injections(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
     """Every dataset of an MLGWSC-1 injection file, by parameter name; `tc` is required.
 
     Raises:
-        MLGWSCFormatError: the file is missing or not HDF5, `tc` is missing or not a 1-D
-            numeric dataset, or `mass1`/`mass2` do not have one entry per injection.
+        MLGWSCFormatError: the file is missing, not HDF5 or damaged, `tc` is missing or not a
+            1-D numeric dataset, or `mass1`/`mass2` do not have one entry per injection.
     """
     path = Path(path)
-    with _open_hdf5(path) as f:
-        params = {key: np.asarray(item[()]) for key, item in f.items() if isinstance(item, h5py.Dataset)}
-    tc = params.get("tc")
-    if tc is None or tc.ndim != 1 or not np.issubdtype(tc.dtype, np.number):
-        found = "missing" if tc is None else f"shape {tc.shape}, dtype {tc.dtype}"
-        raise MLGWSCFormatError(
-            f"{path}: dataset 'tc' is {found}; expected a 1-D numeric dataset of GPS merger times [s]"
-        )
-    for key in ("mass1", "mass2"):
-        if key in params and params[key].shape != tc.shape:
-            raise MLGWSCFormatError(
-                f"{path}: dataset {key!r} has shape {params[key].shape}; expected {tc.shape}, one entry per 'tc'"
-            )
-    return params
+    with open_hdf5(path) as f:
+        return {key: read_all(path, dataset) for key, dataset in injection_datasets(f, path).items()}
 
 
-@contextmanager
-def _open_hdf5(path: Path) -> Iterator[h5py.File]:
-    """Open read-only, turning a missing or non-HDF5 file into an `MLGWSCFormatError`."""
-    if not path.is_file():
-        raise MLGWSCFormatError(f"{path}: no such file; expected an MLGWSC-1 HDF5 file")
-    if not h5py.is_hdf5(path):
-        raise MLGWSCFormatError(f"{path}: not an HDF5 file; expected an MLGWSC-1 HDF5 file")
-    with h5py.File(path, "r") as f:
-        yield f
-
-
-def _read_segments(f: h5py.File, path: Path) -> list[_Segment]:
-    """The segments both detectors share, checked for alignment, in GPS order."""
-    for det in DETECTORS:
-        if not isinstance(f.get(det), h5py.Group):
-            raise MLGWSCFormatError(
-                f"{path}: no group {det!r} (top level holds {sorted(f.keys())}); expected groups {list(DETECTORS)}"
-            )
-    names = [set(f[det].keys()) for det in DETECTORS]
-    if names[0] != names[1] or not names[0]:
-        raise MLGWSCFormatError(
-            f"{path}: segments only in {DETECTORS[0]}: {sorted(names[0] - names[1])}, only in {DETECTORS[1]}: "
-            f"{sorted(names[1] - names[0])}; expected the same non-empty set of segments in both groups"
-        )
-    segments = []
-    for name in names[0]:
-        first, second = (_segment_meta(f, path, det, name) for det in DETECTORS)
-        for field in ("start_time", "delta_t", "n_samples"):
-            if getattr(first, field) != getattr(second, field):
-                raise MLGWSCFormatError(
-                    f"{path}: segment {name!r} has {field} {getattr(first, field)!r} in {DETECTORS[0]} but "
-                    f"{getattr(second, field)!r} in {DETECTORS[1]}; expected aligned segments"
-                )
-        segments.append(first)
-    delta_ts = sorted({segment.delta_t for segment in segments})
-    if len(delta_ts) > 1:
-        raise MLGWSCFormatError(f"{path}: segments have delta_t {delta_ts}; expected one sample rate per file")
-    return sorted(segments, key=lambda segment: segment.start_time)
-
-
-def _segment_meta(f: h5py.File, path: Path, det: str, name: str) -> _Segment:
-    """Start time, sample spacing and length of one detector's segment, validated."""
-    item = f[det][name]
-    where = f"{path}: dataset '{det}/{name}'"
-    if not isinstance(item, h5py.Dataset) or item.ndim != 1 or not np.issubdtype(item.dtype, np.floating):
-        found = f"shape {item.shape}, dtype {item.dtype}" if isinstance(item, h5py.Dataset) else "a group"
-        raise MLGWSCFormatError(f"{where} is {found}; expected a 1-D floating-point strain series")
-    start_time, delta_t = (_float_attr(item, where, key) for key in ("start_time", "delta_t"))
-    if not (math.isfinite(delta_t) and delta_t > 0):
-        raise MLGWSCFormatError(f"{where}: delta_t = {delta_t!r}; expected a sample spacing > 0 s")
-    if not math.isfinite(start_time):
-        raise MLGWSCFormatError(f"{where}: start_time = {start_time!r}; expected a finite GPS time [s]")
-    return _Segment(name, start_time, delta_t, item.shape[0])
-
-
-def _float_attr(item: h5py.Dataset, where: str, key: str) -> float:
-    try:
-        return float(np.asarray(item.attrs[key]).reshape(()))
-    except KeyError:
-        raise MLGWSCFormatError(
-            f"{where}: attribute {key!r} is missing; expected 'start_time' and 'delta_t' [s]"
-        ) from None
-    except (TypeError, ValueError):
-        raise MLGWSCFormatError(
-            f"{where}: attribute {key!r} = {item.attrs[key]!r}; expected one number [s]"
-        ) from None
-
-
-def _read_strain(f: h5py.File, path: Path, segment: _Segment) -> np.ndarray:
+def _read_strain(f: h5py.File, path: Path, segment: Segment) -> np.ndarray:
     """(2, T) float64 strain of one segment, detectors in `DETECTORS` order."""
-    strain = np.stack([f[det][segment.name][()] for det in DETECTORS]).astype(np.float64)
-    if not np.all(np.isfinite(strain)):
-        raise MLGWSCFormatError(f"{path}: segment {segment.name!r} holds NaN or Inf; expected finite strain")
-    return strain
+    series = []
+    for det in DETECTORS:
+        dataset = member(f[det], segment.name, path)
+        samples = read_block(path, dataset, 0, segment.n_samples, rows=segment.samples,
+                             out=np.empty(segment.n_samples, dtype=dataset.dtype))
+        require_finite(path, det, segment, 0, samples)
+        series.append(samples)
+    return np.stack(series).astype(np.float64, copy=False)
 
 
 def _grid(delta_t: float, sample_rate: float | None, window: float, stride: float) -> _Grid:
@@ -280,7 +191,7 @@ def _n_samples(seconds: float, rate: float, name: str) -> int:
 
 
 def _window_counts(
-    segments: list[_Segment], path: Path, grid: _Grid, *, min_samples: int, limit: int | None
+    segments: list[Segment], path: Path, grid: _Grid, *, min_samples: int, limit: int | None
 ) -> list[int]:
     """Windows taken from each segment, capped in GPS order at `limit` in all."""
     counts = []
@@ -299,14 +210,20 @@ def _window_counts(
     return counts
 
 
-def _cut(strain: np.ndarray, grid: _Grid, count: int, f_lower: float | None) -> np.ndarray:
-    """(count, 2, n) float32 windows of a (2, T) segment; whitened with its own PSD unless `f_lower` is None."""
+def _cut(strain: np.ndarray, grid: _Grid, count: int, f_lower: float | None, *, where: list[str]) -> np.ndarray:
+    """(count, 2, n) float32 windows of a (2, T) segment; whitened with its own PSD unless `f_lower` is None.
+    `where[det]` names each detector's dataset in errors."""
     views = np.lib.stride_tricks.sliding_window_view(strain, grid.n, axis=-1)[:, :: grid.step][:, :count]
     if f_lower is None:
         return views.transpose(1, 0, 2).astype(np.float32)
     out = np.empty((count, len(strain), grid.n), dtype=np.float32)
     for det, series in enumerate(strain):
         psd = welch_psd(series, grid.rate, grid.n, f_lower)
+        if not np.all(psd > 0):  # whitening would divide by 0: NaN windows, not an error
+            raise MLGWSCFormatError(
+                f"{where[det]}: its Welch PSD is 0 at {np.sum(~(psd > 0))} of {psd.size} frequencies "
+                "(the segment is mostly exact zeros); expected detector strain"
+            )
         for lo in range(0, count, _CHUNK):
             out[lo : lo + _CHUNK, det] = whitening.whiten(views[det, lo : lo + _CHUNK], psd, grid.rate)
     return out

@@ -52,6 +52,7 @@ class FixlabCallback(pl.Callback):
         self._trainer: pl.Trainer | None = None
         self._epoch_done: int | None = None  # an ended epoch whose metrics are not judged yet
         self._findings: list[Finding] = []  # between sessions: restored, or the last fit's
+        self._stage: str | None = None  # the trainer stage being set up (fit, validate, test, ...)
 
     @property
     def state_key(self) -> str:
@@ -68,6 +69,7 @@ class FixlabCallback(pl.Callback):
     # lifecycle -----------------------------------------------------------------------------
 
     def setup(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        self._stage = stage
         if stage != "fit":
             return
         self._trainer = trainer
@@ -95,6 +97,8 @@ class FixlabCallback(pl.Callback):
         return {"rules": self.rules.state_dict(), "findings": [f.to_dict() for f in self.findings]}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if self._stage not in (None, "fit"):
+            return  # trainer.test(ckpt_path=...) restores callbacks too: keep what fitting found
         self.rules.load_state_dict(state_dict.get("rules", {}))
         restored = [Finding.from_dict(d) for d in state_dict.get("findings", [])]
         if self._session is not None:

@@ -1,8 +1,11 @@
 """Register a run's best checkpoint under the project's name, and move ``champion`` honestly.
 
-`gate` holds the framework-neutral part (tags, the alias rule); `torch_models` logs PyTorch
-checkpoints (pt2), `pyfunc_models` logs models as code plus plain weight files (Flax). Exports
-are lazy so that a JAX user does not import torch.
+`gate` holds the framework-neutral part (the evidence, tags, the alias rule). A registered model
+is data only, loaded by code installed with fixlab: `pyfunc_models` logs a data directory with
+an installed ``loader_module`` (Flax: `projects.cpc_snn_gw.serving`), `torch_models` logs torch
+weights + config read back by `torch_format`; `mlmodel_check` refuses an artifact that names
+anything else, `fetch` reads it from one store. Exports are lazy so that a JAX user does not
+import torch.
 """
 
 from __future__ import annotations
@@ -11,9 +14,10 @@ from importlib import import_module
 from typing import Any
 
 _EXPORTS = {
-    "CHAMPION": ".gate", "RegistrationResult": ".gate", "metric_tag": ".gate",
+    "CHAMPION": ".gate", "Evidence": ".gate", "RegistrationResult": ".gate", "metric_tag": ".gate",
+    "steps_needed": ".gate",
     "register_checkpoint": ".torch_models", "load_champion": ".torch_models",
-    "load_state_dict_safely": ".torch_models",
+    "load_state_dict_safely": ".torch_format",
     "register_pyfunc": ".pyfunc_models", "load_champion_pyfunc": ".pyfunc_models",
     "load_pyfunc": ".pyfunc_models",
 }

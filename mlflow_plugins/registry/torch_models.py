@@ -1,62 +1,49 @@
-"""PyTorch checkpoints in the registry: logged in the pt2 format, loaded without unpickling.
+"""PyTorch checkpoints in the registry: logged as data (weights + JSON config), loaded by our code.
 
-Registration itself (tags, the ``champion`` alias) is `gate.register_logged_model`.
+A registered torch model is a pyfunc whose ``loader_module`` is `torch_format` (installed with
+fixlab) and whose data are ``model.json`` (model and config class names, the config's values)
+and ``weights.pt`` (the state dict, read with ``torch.load(weights_only=True)``). Nothing in the
+artifact is code or a pickle of an object: `load_champion` checks the MLmodel, rebuilds the
+model class from the installed package and loads the weights; ``mlflow.pyfunc.load_model`` on
+the same version runs the same `torch_format` code.
 
-Serialization, and why loading never unpickles user objects (read from the installed
-mlflow 3.17.2 and torch 2.13 sources):
-
-* ``mlflow.pytorch.log_model`` defaults to ``serialization_format="pt2"`` outside
-  Databricks (``"pickle"`` there). ``"pickle"`` is ``torch.save(model, pickle_module=
-  mlflow.pytorch.pickle_module)`` (cloudpickle) and loads with a full ``torch.load``: it
-  runs arbitrary code. ``"pt2"`` is ``torch.export.export`` + ``torch.export.save`` and
-  needs an ``input_example`` plus a TensorSpec signature: mlflow only infers one from a
-  numpy example, so we pass the example as numpy. The signature's batch dimension is -1,
-  exported as ``Dim.AUTO``: dynamic when the example's batch size is > 1, fixed when it is 1.
-  A numpy example also gives the model a pyfunc flavor (``mlflow models serve``).
-* A ``.pt2`` archive holds the graph as JSON and plain weights as raw bytes
-  (``use_pickle: false``), but ``torch.export.load`` is not pickle-free: sample inputs go
-  through ``torch.load(weights_only=True)`` with a *fallback to weights_only=False*,
-  tensor-subclass weights through ``torch.load(weights_only=False)``, opaque constants
-  through ``pickle.loads``. So a tampered archive can still run code.
-* mlflow's loader checks an archive first when ``MLFLOW_ALLOW_PICKLE_DESERIALIZATION`` is
-  false: every record must be JSON or short text, a raw tensor, or load under torch's
-  restricted ``weights_only`` unpickler (``_validate_pt2_archive_is_pickle_free``, torch >=
-  2.10); it also refuses the ``"pickle"`` format outright. The variable defaults to
-  **true**, so :func:`load_champion` sets it to false around the load, and a refusal
-  becomes ``ValueError``. The result is ``ExportedProgram.module()``, a
-  ``torch.fx.GraphModule``: the eval-mode forward graph, not the original class.
-* Plain checkpoint files go through :func:`load_state_dict_safely`:
-  ``torch.load(weights_only=True)``, which admits tensors and primitive containers only.
+Registration itself (the gate, tags, the ``champion`` alias) is `gate.register_logged_model`.
 
 Example:
-    >>> result = register_checkpoint(model, project="repr_gradflow", run_id=run.info.run_id,
+    >>> result = register_checkpoint(module.net, project="repr-gradflow", run_id=run.info.run_id,
     ...                              metric="val/acc", value=0.91, healthy=True,
+    ...                              evidence=Evidence(steps=trainer.global_step, baseline=1 / 60),
     ...                              input_example=batch[:4])
     >>> result.became_champion, result.reason
-    >>> module = load_champion("repr_gradflow")
+    >>> net = load_champion("repr-gradflow")
 """
 
 from __future__ import annotations
 
-import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+import numpy as np
 import torch
 
+from . import torch_format
+from .fetch import model_files
 from .gate import (
     CHAMPION,
-    MODEL_NAME,
+    Evidence,
     RegistrationResult,
     champion,
     check_common_args,
     existing_run,
-    pickle_disallowed,
     register_logged_model,
-    tracking,
 )
+from .mlmodel_check import DATA_DIR, check_mlmodel
+from .pyfunc_models import log_data_model
+from .torch_format import load_state_dict_safely
+
+__all__ = ["register_checkpoint", "load_champion", "load_state_dict_safely"]
 
 
 def register_checkpoint(
@@ -67,49 +54,59 @@ def register_checkpoint(
     metric: str,
     value: float,
     healthy: bool,
-    greater_is_better: bool = True,
+    evidence: Evidence,
     input_example: torch.Tensor,
-    register_unhealthy: bool = True,
+    greater_is_better: bool = True,
+    register_refused: bool = True,
     tracking_uri: str | None = None,
 ) -> RegistrationResult:
-    """Log `model` to the run as MLflow model "model" (pt2) and register it under `project`.
+    """Log `model` to the run as MLflow model "model" (weights + config) and register it under `project`.
 
-    The version is tagged ``fixlab.health`` (``healthy``/``unhealthy``),
-    ``fixlab.selection_metric``, ``fixlab.metric.<metric>`` (the value) and
-    ``fixlab.run_id``. The model is exported in eval mode on the CPU and put back as it was.
-    It is always logged to the run; only registration depends on health.
+    The model is rebuilt from what was written and must predict what `model` predicts in eval
+    mode on `input_example`; `model` is left as it was found (modes and device). It is always
+    logged to the run; whether it is registered and crowned is the gate's (`gate`) decision.
 
     Args:
-        model: the checkpoint to export; its forward must be traceable by ``torch.export``.
+        model: the checkpoint: a module built as ``Model(config)`` from a dataclass config kept as
+            ``model.config``, both classes defined in the installed fixlab packages.
         project: the registered-model name.
         run_id: the run the checkpoint comes from.
         metric: the project's selection metric; ``value`` is this run's value of it.
-        value: compared with the champion's tagged value; a non-finite value never wins.
+        value: compared with the baseline and the champion's tagged value; a non-finite value
+            never wins.
         healthy: the run's health verdict (no critical finding).
+        evidence: the steps the diagnostics observed and the baseline `metric` must beat.
+        input_example: one batch the model accepts; its batch dimension becomes -1 in the signature.
         greater_is_better: direction of `metric`.
-        input_example: one batch the model accepts (a batch size > 1 keeps it dynamic).
-        register_unhealthy: when False an unhealthy run's model is logged, not registered.
+        register_refused: when False, a run the gate refuses is logged, not registered.
         tracking_uri: defaults to the current tracking URI.
 
     Raises:
-        ValueError: a bad argument, or a run that does not exist.
+        ValueError: a bad argument, a model that cannot be rebuilt from its data, or a run that
+            does not exist.
     """
     value = _check_args(model, project=project, run_id=run_id, metric=metric, value=value,
-                        input_example=input_example)
+                        evidence=evidence, input_example=input_example)
     client = existing_run(run_id, tracking_uri)
-    model_id = _log_model(model, run_id=run_id, input_example=input_example,
-                          tracking_uri=tracking_uri)
+    with tempfile.TemporaryDirectory(prefix="fixlab_torch_") as tmp:
+        data = torch_format.save(model, Path(tmp) / "model")
+        example, output = _rebuilt_predicts_the_same(model, data, input_example)
+        model_id = log_data_model(torch_format.__name__, data, run_id=run_id,
+                                  signature=_tensor_signature(example, output), input_example=example,
+                                  # pinned: skips mlflow's inference, which loads the model in a subprocess
+                                  pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                                  tracking_uri=tracking_uri)
     return register_logged_model(client, model_id, project=project, run_id=run_id, metric=metric,
-                                 value=value, healthy=healthy, greater_is_better=greater_is_better,
-                                 register_unhealthy=register_unhealthy)
+                                 value=value, healthy=healthy, evidence=evidence,
+                                 greater_is_better=greater_is_better, register_refused=register_refused)
 
 
-def _check_args(model: Any, *, project: Any, run_id: Any, metric: Any, value: Any,
+def _check_args(model: Any, *, project: Any, run_id: Any, metric: Any, value: Any, evidence: Any,
                 input_example: Any) -> float:
     """Validate register_checkpoint's arguments; returns `value` as a float."""
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model is a {type(model).__name__}; allowed: a torch.nn.Module")
-    value = check_common_args(project=project, run_id=run_id, metric=metric, value=value)
+    value = check_common_args(project=project, run_id=run_id, metric=metric, value=value, evidence=evidence)
     if not isinstance(input_example, torch.Tensor):
         raise ValueError(f"input_example is a {type(input_example).__name__}; "
                          "allowed: a torch.Tensor")
@@ -117,105 +114,74 @@ def _check_args(model: Any, *, project: Any, run_id: Any, metric: Any, value: An
 
 
 @contextmanager
-def _exportable(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """The model in eval mode on the CPU for the block, then back in its mode and on its device.
-
-    ``Module.to`` keeps parameter identity, so an optimizer holding them is unaffected.
-    """
-    devices = {t.device for t in [*model.parameters(), *model.buffers()]}
-    if len(devices) > 1:
-        raise ValueError(f"model has tensors on several devices {sorted(map(str, devices))}; "
-                         "allowed: a model on one device")
-    device = devices.pop() if devices else torch.device("cpu")
-    training = model.training
-    model.eval().to("cpu")
+def _eval_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """`model` in eval mode for the block, then every submodule back in its own mode."""
+    modes = {m: m.training for m in model.modules()}
+    model.eval()
     try:
         yield model
     finally:
-        model.to(device).train(training)
+        for module, training in modes.items():
+            module.training = training
 
 
-def _log_model(model: torch.nn.Module, *, run_id: str, input_example: torch.Tensor,
-               tracking_uri: str | None) -> str:
-    """Log `model` in the pt2 format to the run; returns the logged model's id."""
-    import mlflow.pytorch
+def _rebuilt_predicts_the_same(model: torch.nn.Module, data: Path,
+                               input_example: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """The example and the model's output on it (numpy), after checking the model rebuilt from
+    `data` gives the same output: what is registered is what was trained.
 
-    example = input_example.detach().to("cpu").numpy()
-    # Pinning requirements skips mlflow's inference, which re-loads the model in a subprocess.
-    requirements = [f"torch=={torch.__version__.split('+')[0]}"]
-    with tracking(tracking_uri), _exportable(model) as cpu_model:
-        info = mlflow.pytorch.log_model(cpu_model, name=MODEL_NAME, input_example=example,
-                                        serialization_format="pt2", run_id=run_id,
-                                        pip_requirements=requirements)
-    return info.model_id
+    Raises:
+        ValueError: the forward does not return one tensor, or the rebuilt model differs.
+    """
+    device = next((t.device for t in [*model.parameters(), *model.buffers()]), torch.device("cpu"))
+    with _eval_mode(model), torch.no_grad():
+        expected = model(input_example.to(device))
+    if not isinstance(expected, torch.Tensor):
+        raise ValueError(f"model's forward returns a {type(expected).__name__}; allowed: one tensor")
+    expected = expected.detach().to("cpu")
+    example = input_example.detach().to("cpu")
+    with torch.no_grad():
+        rebuilt = torch_format.load(data)(example)
+    if rebuilt.shape != expected.shape or not torch.allclose(rebuilt, expected, rtol=1e-5, atol=1e-6):
+        diff = (rebuilt - expected).abs().max().item() if rebuilt.shape == expected.shape else "shape"
+        raise ValueError(f"{type(model).__name__} rebuilt from model.config and its state_dict predicts "
+                         f"differently (max |diff| {diff}); allowed: a model whose state is its config "
+                         "and state_dict")
+    return example.numpy(), expected.numpy()
+
+
+def _tensor_signature(example: np.ndarray, output: np.ndarray) -> Any:
+    """Tensor specs of the example and the output, with the batch dimension free (-1)."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    return ModelSignature(inputs=Schema([TensorSpec(example.dtype, (-1, *example.shape[1:]))]),
+                          outputs=Schema([TensorSpec(output.dtype, (-1, *output.shape[1:]))]))
 
 
 # --------------------------------------------------------------------------- loading
 
 
 def load_champion(project: str, tracking_uri: str | None = None) -> torch.nn.Module:
-    """The champion version of `project`, loaded without unpickling anything but tensors.
+    """The champion version of `project`, rebuilt from the installed package (eval mode, CPU).
 
-    Returns the exported program's module (a ``torch.fx.GraphModule`` on the CPU).
+    Everything is read through the client of `tracking_uri` (default: the current tracking URI).
+    The MLmodel is checked before anything else is read: it must name `torch_format` as its
+    loader and no code; the weights load with ``torch.load(weights_only=True)``.
 
     Raises:
-        ValueError: the registered model does not exist (the message lists those that do),
-            it has no champion, or its archive would need pickle to load.
+        ValueError: one line: the registered model does not exist (the message lists those
+            that do), it has no champion, or its artifact was refused or does not load.
     """
     import mlflow
-    import mlflow.pytorch
-    from mlflow.exceptions import MlflowException
 
-    version = champion(mlflow.MlflowClient(tracking_uri=tracking_uri), project)
-    with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(artifact_uri=version.source, dst_path=tmp,
-                                                    tracking_uri=tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    version = champion(client, project)
+    label = f"{CHAMPION} v{version.version} of {project!r}"
+    with tempfile.TemporaryDirectory(prefix="fixlab_model_") as tmp:
+        local = model_files(client, f"models:/{project}/{version.version}", tmp)
         try:
-            with pickle_disallowed():
-                return mlflow.pytorch.load_model(local)
-        except MlflowException as e:
-            raise ValueError(f"{CHAMPION} v{version.version} of {project!r} ({version.source}) "
-                             f"was refused: {e.message}") from None
-
-
-def load_state_dict_safely(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Load a checkpoint file with ``torch.load(weights_only=True, map_location="cpu")``.
-
-    For ``--init_checkpoint`` style parameters: only tensors and primitive containers are
-    accepted, so a file carrying arbitrary pickled objects is refused, not executed.
-
-    Raises:
-        ValueError: one line naming the path and the problem (missing, not a file,
-            unreadable, corrupt, holds non-tensor objects, or is not a dict).
-    """
-    import pickle
-
-    p = Path(path)
-    if not p.exists():
-        raise ValueError(f"checkpoint {str(p)!r} does not exist")
-    if not p.is_file():
-        raise ValueError(f"checkpoint {str(p)!r} is not a file")
-    try:
-        obj = torch.load(p, weights_only=True, map_location="cpu")
-    except Exception as e:  # noqa: BLE001 - any failure to parse is a bad input file
-        line = _one_line(e)
-        if isinstance(e, pickle.UnpicklingError) and "global" in line.lower():
-            raise ValueError(f"checkpoint {str(p)!r} was refused: it holds objects other than "
-                             f"tensors and plain containers ({line}); allowed: what "
-                             "torch.load(weights_only=True) accepts") from None
-        raise ValueError(f"checkpoint {str(p)!r} is corrupt or not a torch checkpoint "
-                         f"({type(e).__name__}: {line})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"checkpoint {str(p)!r} holds a {type(obj).__name__}; allowed: a dict "
-                         "(a state_dict or a checkpoint dict)")
-    return obj
-
-
-def _one_line(error: BaseException) -> str:
-    """The informative line of a (possibly multi-line) torch error message."""
-    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-    for line in lines:
-        if line.startswith(("Unsupported global", "Unsupported operand",
-                            "Trying to load unsupported")):
-            return line.rstrip(".")
-    return lines[0].rstrip(".") if lines else type(error).__name__
+            check_mlmodel(local, {torch_format.__name__})
+            return torch_format.load(local / DATA_DIR)
+        except ValueError as e:
+            raise ValueError(f"{label} was refused: {e}") from None

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Mapping
 
 __all__ = ["ProjectSpec"]
 
@@ -20,10 +21,17 @@ class ProjectSpec:
         claims_file: the document's numbers and the metrics that measure them.
         selection_metric: the metric the best checkpoint and the `champion` alias are chosen by.
         mode: whether a higher (`max`) or lower (`min`) `selection_metric` is better.
+        baseline: what `selection_metric` must beat for the `champion` alias: a number (ROC AUC's
+            chance level 0.5, or the project's floor), or the name of a metric the run logs
+            (`chance/acc`, 1/n_classes, which depends on the run's data). None: no baseline is
+            stated, so the champion gate refuses every run.
+
+    Raises:
+        ValueError: a `mode` or `baseline` outside what is allowed.
 
     Example:
         >>> SPEC = ProjectSpec("repr_gradflow", "001_bac714bd05ae718b.txt", "repr-gradflow",
-        ...                    Path(__file__).with_name("claims.yaml"), "val/acc")
+        ...                    Path(__file__).with_name("claims.yaml"), "val/acc", baseline="chance/acc")
     """
 
     name: str
@@ -32,10 +40,24 @@ class ProjectSpec:
     claims_file: Path
     selection_metric: str
     mode: Literal["max", "min"] = "max"
+    baseline: float | str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("max", "min"):
             raise ValueError(f"mode={self.mode!r} is not allowed; allowed: 'max' or 'min'")
+        number = isinstance(self.baseline, (int, float)) and not isinstance(self.baseline, bool)
+        if not (self.baseline is None or (number and not math.isnan(self.baseline))
+                or (isinstance(self.baseline, str) and self.baseline.strip())):
+            raise ValueError(f"baseline={self.baseline!r} is not allowed; allowed: a number, the name of a "
+                             "metric the run logs, or None")
+
+    def baseline_value(self, metrics: Mapping[str, float | None]) -> float:
+        """The value `selection_metric` must beat in a run that measured `metrics`; NaN when no
+        baseline is stated or the run did not log the metric it names (the gate then refuses)."""
+        if isinstance(self.baseline, str):
+            value = metrics.get(self.baseline)
+            return math.nan if value is None else float(value)
+        return math.nan if self.baseline is None else float(self.baseline)
 
     @property
     def greater_is_better(self) -> bool:

@@ -19,7 +19,8 @@ __all__ = ["SPEC", "VARIANTS", "PARAMS", "CpcGwConfig", "check_inputs"]
 
 SPEC = ProjectSpec(name="cpc_snn_gw", document="000_940c272a91a05c21.txt", registered_model="cpc-snn-gw",
                    claims_file=Path(__file__).with_name("claims.yaml"),
-                   selection_metric="best/val_auc", mode="max")  # ROC AUC of the kept parameters on validation
+                   selection_metric="best/val_auc", mode="max",  # ROC AUC of the kept parameters on validation
+                   baseline=0.5)  # ROC AUC of a detector that guesses: chance whatever the class balance
 
 
 #: The rows of the document's diagnosis table; the models and learning rates are in
@@ -106,15 +107,25 @@ PARAMS: tuple[Param, ...] = (
 
 
 def check_inputs(config: CpcGwConfig) -> None:
-    """Read the user's MLGWSC-1 files once, so a malformed one is a parameter error, not a failed run."""
+    """Read the user's MLGWSC-1 files whole (streamed, one block in memory) and cut one window, so a
+    damaged or malformed file is a parameter error before any run, not a failure minutes into one."""
     if not config.data_path:
         return
     from jax_modules.gw_data.mlgwsc import MLGWSCFormatError, load_mlgwsc
+    from jax_modules.gw_data.mlgwsc_check import check_injections, check_strain
+
+    def refused(name: str, exc: MLGWSCFormatError) -> ParamError:
+        return ParamError(name, getattr(config, name), "an MLGWSC-1 HDF5 file", problem=str(exc))
 
     try:
-        windows = load_mlgwsc(config.data_path, config.injections_path, max_windows=1)
+        strain = check_strain(config.data_path)
+        windows = load_mlgwsc(config.data_path, max_windows=1)  # segment lengths for the run's window
     except MLGWSCFormatError as exc:
-        name = "injections_path" if config.injections_path and config.injections_path in str(exc) else "data_path"
-        raise ParamError(name, getattr(config, name), "an MLGWSC-1 HDF5 file", problem=str(exc)) from None
+        raise refused("data_path", exc) from None
+    if config.injections_path:
+        try:
+            check_injections(config.injections_path, strain)
+        except MLGWSCFormatError as exc:
+            raise refused("injections_path", exc) from None
     if len(windows) == 0:
         raise ParamError("data_path", config.data_path, "an MLGWSC-1 file with at least one window")

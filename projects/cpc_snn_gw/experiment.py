@@ -9,7 +9,6 @@ training under the fixlab JAX monitor, keeping the parameters with the best vali
 from __future__ import annotations
 
 import html
-import json
 import math
 import tempfile
 import time
@@ -25,13 +24,12 @@ import optax
 from flax import nnx
 from tqdm.auto import tqdm
 
-from jax_modules.cpc_snn_gw.checkpoint import save_weights
 from jax_modules.cpc_snn_gw.models import build_model
 from jax_modules.cpc_snn_gw.steps import make_predict, make_train_step, predict_in_batches, split_model
 from jax_modules.cpc_snn_gw.task_gradients import make_task_probe
 from jax_modules.cpc_snn_gw.variants import variant_config
 from mlflow_plugins.jax import JaxMonitor, monitored, probe_norms, unprobe_norms, watch_jax
-from mlflow_plugins.registry import RegistrationResult, register_pyfunc
+from mlflow_plugins.registry import Evidence, RegistrationResult, register_pyfunc, steps_needed
 from projects.common.entry import RunSummary
 from projects.common.jax_checkpoint import load_train_state, save_train_state
 from projects.common.run import ProjectRun, finish_run, open_run
@@ -237,7 +235,8 @@ def train_and_evaluate(config: CpcGwConfig, progress: bool = True, *, resume: st
         run.log_metrics(metrics)
         return finish_run(
             run, findings=monitor.findings, metrics=metrics, headline=headline(metrics),
-            register=lambda healthy: _register(model_config, graphdef, state.best_params, rest, data, run.run_id,
+            register=lambda healthy: _register(graphdef, state.best_params, rest, data, run.run_id, state.step,
+                                               steps_needed(monitor.t),
                                                metrics, healthy),
             sections=_report_sections(run.run_id))
 
@@ -288,29 +287,32 @@ def _efficiency_curves(probs: np.ndarray, test: Windows, metrics: dict[str, floa
     return curves
 
 
-def _register(model_config: Any, graphdef: Any, params: Any, rest: Any, data: RunData, run_id: str,
+def _register(graphdef: Any, params: Any, rest: Any, data: RunData, run_id: str, steps: int, needed: int,
               metrics: dict[str, float], healthy: bool) -> RegistrationResult:
-    """The best parameters as pyfunc `cpc-snn-gw` (serving.py + msgpack weights), gated on health."""
+    """The best parameters as pyfunc `cpc-snn-gw`: data only (config JSON + msgpack weights) for the
+    installed loader `projects.cpc_snn_gw.serving`, behind the gate: the `steps` the JAX monitor observed
+    (of the `needed` its rules need to judge) and best/val_auc against chance (0.5)."""
     from mlflow.models import ModelSignature
     from mlflow.types import Schema, TensorSpec
+
+    from projects.cpc_snn_gw import serving
 
     window = data.train.x.shape[1:]
     signature = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, *window))]),
                                outputs=Schema([TensorSpec(np.dtype(np.float32), (-1,))]))
+    tracking_uri = mlflow.get_tracking_uri()
+    evidence = Evidence(steps=steps, baseline=SPEC.baseline_value(metrics), steps_needed=needed)
     with tempfile.TemporaryDirectory(prefix="cpc_snn_gw_") as tmp:
-        weights, config_file = Path(tmp) / "weights.msgpack", Path(tmp) / "config.json"
         model = nnx.merge(graphdef, params, rest)
         unprobe_norms(model)  # the registered model is the plain one: no probe taps among its weights
-        save_weights(model, weights)
-        config_file.write_text(json.dumps(vars(model_config)))
         return register_pyfunc(
-            Path(__file__).with_name("serving.py"), artifacts={"weights": weights, "config": config_file},
-            signature=signature, input_example=data.test.x[:2], project=SPEC.registered_model, run_id=run_id,
+            serving.__name__, serving.save(model, Path(tmp) / "model"), signature=signature,
+            input_example=data.test.x[:2], project=SPEC.registered_model, run_id=run_id,
             metric=SPEC.selection_metric, value=metrics.get(SPEC.selection_metric, math.nan),
-            greater_is_better=SPEC.greater_is_better, healthy=healthy,
+            greater_is_better=SPEC.greater_is_better, healthy=healthy, evidence=evidence,
             pip_requirements=[f"jax=={jax.__version__}", f"flax=={flax.__version__}", f"mlflow=={mlflow.__version__}",
                               "numpy"],
-            tracking_uri=mlflow.get_tracking_uri())
+            tracking_uri=tracking_uri)
 
 
 #: The measurements behind the document's two suspects (task_gradients), as the report shows them.

@@ -1,9 +1,10 @@
 """Score an MLGWSC-1 strain file with a registered detector: `python -m projects.cpc_snn_gw.predict`.
 
-Loads `--model` (default `models:/cpc-snn-gw@champion`) as a pyfunc with pickle refused, cuts the
-file into whitened 1 s H1/L1 windows and writes one CSV row per window: GPS start time and the
-probability of a signal. A bad parameter, a malformed file or a missing model: one line on
-stderr, exit code 2, and no output file.
+Loads `--model` (default `models:/cpc-snn-gw@champion`) only if it is detector data for the installed
+loader (`projects.cpc_snn_gw.serving`: nothing from the artifact is run or unpickled), cuts the file
+into whitened 1 s H1/L1 windows and writes one CSV row per window: GPS start time and the
+probability of a signal. A bad parameter, a malformed file, a missing or refused model: one line
+on stderr, exit code 2, and no output file.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from projects.cpc_snn_gw.config import SPEC
 PROG = "cpc_snn_gw.predict"
 MODEL_PREFIX = "models:/"
 SAMPLE_RATE = 2048.0  # the registered models are trained on 1 s windows at 2048 Hz
+SERVING = "projects.cpc_snn_gw.serving"  # the only loader a detector's MLmodel may name
 
 
 def _model_uri(name: str, text: str) -> str:
@@ -52,11 +54,12 @@ PARAMS: tuple[Param, ...] = (
 
 
 def load_detector(uri: str):
-    """The pyfunc at `uri`, loaded with pickle refused; ParamError naming `model` if it is not there."""
+    """The detector at `uri`, loaded by the installed serving module; ParamError naming `model` if
+    it is not there, or its artifact names anything but detector data."""
     from mlflow_plugins.registry import load_pyfunc
 
     try:
-        return load_pyfunc(uri)
+        return load_pyfunc(uri, loader_modules=(SERVING,))
     except ValueError as exc:
         raise ParamError("model", uri, "a registered model that loads", problem=str(exc)) from None
 

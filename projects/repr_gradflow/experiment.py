@@ -14,9 +14,8 @@ import mlflow
 import torch
 
 from lightning_modules.repr_gradflow import ReprGradflowModule
-from lightning_modules.repr_gradflow.model import ReprGradflowClassifier
 from mlflow_plugins import AmpNanCallback, GradientHealthCallback, NormalizationEffectCallback
-from mlflow_plugins.registry import register_checkpoint
+from mlflow_plugins.registry import Evidence, register_checkpoint, steps_needed
 from projects.common.entry import RunSummary
 from projects.common.lightning_fit import fit_and_test
 from projects.common.run import finish_run, open_run
@@ -80,10 +79,14 @@ def train_and_evaluate(config: ReprGradflowConfig, *, resume: str | None = None)
         })
 
         def register(healthy: bool):
+            """The best weights (tested above) as `repr-gradflow`: ReprGradflowNet's config and state dict,
+            behind the gate: the steps the gradient callback observed, and val/acc against chance."""
+            evidence = Evidence(steps=fit.trainer.global_step, baseline=SPEC.baseline_value(metrics),
+                                steps_needed=steps_needed(diagnostics[0].t))  # GradientHealthCallback's K
             return register_checkpoint(
-                ReprGradflowClassifier(module.net), project=SPEC.registered_model, run_id=run.run_id,
+                module.net, project=SPEC.registered_model, run_id=run.run_id,
                 metric=SPEC.selection_metric, value=math.nan if metrics["val/acc"] is None else metrics["val/acc"],
-                greater_is_better=SPEC.greater_is_better, healthy=healthy,
+                greater_is_better=SPEC.greater_is_better, healthy=healthy, evidence=evidence,
                 input_example=torch.from_numpy(datamodule.example_input(2)), tracking_uri=mlflow.get_tracking_uri())
 
         measured = {k: v for k, v in metrics.items() if v is not None}

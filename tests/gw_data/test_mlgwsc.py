@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 from typing import Callable
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 from jax_modules.gw_data.mlgwsc import DETECTORS, MLGWSCFormatError, load_mlgwsc
+from jax_modules.gw_data.mlgwsc_check import check_injections, check_strain
 
 GPS = 1238166018  # a GPS second in O3a; the files name segments by their integer start time
 RATE = 2048
@@ -32,8 +34,9 @@ def _sine_gaussian(times: np.ndarray, tc: float, f0: float = 100.0, q: float = 8
     return 30 * SCALE * np.exp(-(((times - tc) / tau) ** 2)) * np.sin(2 * np.pi * f0 * (times - tc))
 
 
-def _write_strain(path: Path, bursts: np.ndarray = TC, seed: int = 0) -> dict[int, np.ndarray]:
-    """An MLGWSC-1 strain file of `SEGMENTS`, a sine-Gaussian at each burst time; returns the (2, T) data."""
+def _write_strain(path: Path, bursts: np.ndarray = TC, seed: int = 0, **storage: object) -> dict[int, np.ndarray]:
+    """An MLGWSC-1 strain file of `SEGMENTS`, a sine-Gaussian at each burst time; returns the (2, T) data.
+    `storage` goes to `create_dataset` (e.g. chunks and compression)."""
     rng = np.random.default_rng(seed)
     data = {}
     with h5py.File(path, "w") as f:
@@ -42,7 +45,7 @@ def _write_strain(path: Path, bursts: np.ndarray = TC, seed: int = 0) -> dict[in
             signal = sum(_sine_gaussian(times, tc) for tc in bursts)
             data[start] = np.stack([_colored_noise(rng, times.size) + signal for _ in DETECTORS])
             for det, series in zip(DETECTORS, data[start]):
-                dataset = f.create_dataset(f"{det}/{start}", data=series)
+                dataset = f.create_dataset(f"{det}/{start}", data=series, **storage)
                 dataset.attrs["start_time"] = float(start)
                 dataset.attrs["delta_t"] = 1.0 / RATE
     return data
@@ -194,6 +197,11 @@ def _second_segment_at_4096_hz(f: h5py.File) -> None:
         f[f"{det}/{GPS + 64}"].attrs["delta_t"] = 1.0 / 4096
 
 
+def _overlapping_segment(f: h5py.File) -> None:
+    for det in DETECTORS:
+        f.create_dataset(f"{det}/{GPS + 8}", data=np.ones(4 * RATE)).attrs.update(start_time=GPS + 8.0, delta_t=1 / RATE)
+
+
 _OK = {"start_time": float(GPS), "delta_t": 1.0 / RATE}
 
 STRAIN_ERRORS = {
@@ -210,7 +218,9 @@ STRAIN_ERRORS = {
     "segment is 2-D": (_replace(f"H1/{GPS}", np.zeros((2, 8 * RATE)), **_OK), r"shape \(2, 16384\).*1-D float"),
     "segment is a group": (_group_as_segment, rf"'H1/{GPS + 300}' is a group; expected a 1-D"),
     "two sample rates": (_second_segment_at_4096_hz, "one sample rate per file"),
-    "NaN in strain": (_replace(f"H1/{GPS}", np.full(16 * RATE, np.nan), **_OK), f"'{GPS}' holds NaN"),
+    "NaN in strain": (
+        _replace(f"H1/{GPS}", np.full(16 * RATE, np.nan), **_OK), rf"'H1/{GPS}': sample 0 \(GPS {GPS}\.0000\) is nan"),
+    "segments overlap": (_overlapping_segment, rf"'{GPS + 8}' starts at GPS {GPS + 8}\.0000, before segment '{GPS}' ends"),
     "segment too short": (_short_segment, rf"'{GPS + 200}' has 3072 samples.*at least 4096 \(two windows"),
 }
 
@@ -242,8 +252,14 @@ def _injections_tc_2d(f: h5py.File) -> None:
     f["tc"] = np.stack([TC, TC])
 
 
+def _injections_mass2_text(f: h5py.File) -> None:
+    del f["mass2"]
+    f["mass2"] = np.array([b"heavy"] * TC.size)
+
+
 INJECTION_ERRORS = {
     "no tc": (_injections_without_tc, "dataset 'tc' is missing; expected a 1-D numeric dataset"),
+    "mass2 is text": (_injections_mass2_text, r"'mass2' has dtype \|S5; expected numbers"),
     "tc is 2-D": (_injections_tc_2d, r"'tc' is shape \(2, 4\)"),
     "mass1 too short": (_injections_mass1_short, r"'mass1' has shape \(2,\); expected \(4,\)"),
 }
@@ -289,3 +305,252 @@ def test_bad_arguments_raise_value_error(files, kwargs, match):
     with pytest.raises(ValueError, match=match) as error:
         load_mlgwsc(strain, injections, **kwargs)
     assert not isinstance(error.value, MLGWSCFormatError)
+
+
+# Damaged files: whatever HDF5 says about them, the loader's error is the one-line MLGWSCFormatError.
+
+LATE = GPS + 64  # the later segment: `max_windows=1` never reads it
+
+
+def _zero_from(offset: Callable[[h5py.File], int]) -> Callable[[Path], None]:
+    """Zero every byte from `offset(file)` to the end: a preallocated copy that stopped there."""
+
+    def damage(path: Path) -> None:
+        with h5py.File(path, "r") as f:
+            start = offset(f)
+        with open(path, "r+b") as raw:
+            raw.seek(start)
+            raw.write(bytes(path.stat().st_size - start))
+
+    return damage
+
+
+def _header(name: str) -> Callable[[h5py.File], int]:
+    return lambda f: h5py.h5o.get_info(f[name].id).addr
+
+
+def _data(name: str) -> Callable[[h5py.File], int]:
+    return lambda f: f[name].id.get_offset()
+
+
+def _truncate(path: Path) -> None:
+    """Keep the first 60 %: an interrupted download."""
+    with open(path, "r+b") as raw:
+        raw.truncate(int(0.6 * path.stat().st_size))
+
+
+def _all_zero(path: Path) -> None:
+    path.write_bytes(bytes(path.stat().st_size))
+
+
+def _corrupt_chunk(name: str, sample: int) -> Callable[[Path], None]:
+    """Overwrite 16 bytes in the middle of the compressed chunk that holds `sample` of `name`."""
+
+    def damage(path: Path) -> None:
+        with h5py.File(path, "r") as f:
+            chunk = f[name].id.get_chunk_info_by_coord((sample,))
+        with open(path, "r+b") as raw:
+            raw.seek(chunk.byte_offset + chunk.size // 2)
+            raw.write(b"\xff" * 16)
+
+    return damage
+
+
+CHUNKED = {"chunks": (RATE,), "compression": "gzip"}
+
+# case -> (storage, damage, what the one-line error must say)
+LOADER_DAMAGE = {
+    "truncated": ({}, _truncate, r"cannot be opened as HDF5 \(.*truncated file: eof = \d+.*\); expected a complete"),
+    "zero-filled": ({}, _all_zero, "not an HDF5 file"),
+    "zeroed from a group header": ({}, _zero_from(_header("L1")), r"'L1' cannot be read \(.*\); expected an undamaged"),
+    "zeroed from a dataset header": (
+        {}, _zero_from(_header(f"L1/{GPS}")), rf"'L1/{GPS}' cannot be read \(.*bad object header.*\); expected"),
+    "zeroed strain data": ({}, _zero_from(_data(f"H1/{GPS}")), rf"'H1/{GPS}': its Welch PSD is 0 .*exact zeros"),
+    "corrupt chunk, later segment": (
+        CHUNKED, _corrupt_chunk(f"L1/{LATE}", 3 * RATE),
+        rf"'L1/{LATE}': samples 6144 to 8191 \(GPS {LATE + 3}(\.0*)? to {LATE + 3}\.99\d*\) cannot be read \(.*filter"),
+}
+
+
+@pytest.mark.parametrize("case", list(LOADER_DAMAGE))
+def test_damaged_strain_file_is_one_line_error_from_the_loader(tmp_path, case):
+    storage, damage, match = LOADER_DAMAGE[case]
+    strain = tmp_path / "foreground.hdf"
+    _write_strain(strain, **storage)
+    damage(strain)
+    with pytest.raises(MLGWSCFormatError, match=match) as error:
+        load_mlgwsc(strain)
+    assert str(error.value).startswith(f"{strain}: ") and "\n" not in str(error.value)
+
+
+# check_strain / check_injections: every sample read once, so damage past the first windows (which
+# `max_windows=1` never reads) is found before a run starts, with the sample and its GPS time.
+
+
+def _set_sample(name: str, index: int | slice, value: float) -> Callable[[Path], None]:
+    def damage(path: Path) -> None:
+        with h5py.File(path, "a") as f:
+            f[name][index] = value
+
+    return damage
+
+
+def _text(path: Path) -> None:
+    path.write_text("H1 L1 1238166018\n")
+
+
+# case -> (storage, damage, what the one-line error must say, found by a one-window load too)
+CHECK_DAMAGE = {
+    "truncated": (*LOADER_DAMAGE["truncated"], True),
+    "zero-filled": (*LOADER_DAMAGE["zero-filled"], True),
+    "not HDF5": ({}, _text, "not an HDF5 file", True),
+    "zeroed from a group header": (*LOADER_DAMAGE["zeroed from a group header"], True),
+    "zeroed from a dataset header": (*LOADER_DAMAGE["zeroed from a dataset header"], True),
+    "zeroed strain data": (
+        {}, _zero_from(_data(f"H1/{GPS}")),
+        rf"'H1/{GPS}': samples 0 to 32767 \(GPS {GPS}\.0000 to {GPS + 15}\.9995\) are all exactly 0 \(16 s\)", True),
+    "corrupt chunk, later segment": (*LOADER_DAMAGE["corrupt chunk, later segment"], False),
+    "NaN, later segment": (
+        {}, _set_sample(f"H1/{LATE}", 5000, np.nan), rf"'H1/{LATE}': sample 5000 \(GPS {LATE + 5000 / RATE:.4f}\) is nan",
+        False),
+    "-Inf, later segment of L1": (
+        {}, _set_sample(f"L1/{LATE}", 12345, -np.inf), rf"'L1/{LATE}': sample 12345 \(GPS .*\) is -inf", False),
+    "2 s of zeros, later segment": (
+        {}, _set_sample(f"L1/{LATE}", slice(2 * RATE, 4 * RATE), 0.0),
+        rf"'L1/{LATE}': samples 4096 to 8191 \(GPS {LATE + 2}\.0000 to {LATE + 3}\.9995\) are all exactly 0 \(2 s\)",
+        False),
+}
+
+
+@pytest.mark.parametrize("case", list(CHECK_DAMAGE))
+def test_check_strain_names_the_damage_in_one_line(tmp_path, case):
+    storage, damage, match, one_window_finds_it = CHECK_DAMAGE[case]
+    strain = tmp_path / "foreground.hdf"
+    _write_strain(strain, **storage)
+    damage(strain)
+    with pytest.raises(MLGWSCFormatError, match=match) as error:
+        check_strain(strain)
+    assert str(error.value).startswith(f"{strain}: ") and "\n" not in str(error.value)
+    if not one_window_finds_it:  # the pre-check this replaces let it through
+        assert len(load_mlgwsc(strain, max_windows=1)) == 1
+
+
+@pytest.mark.parametrize("storage", [{}, CHUNKED], ids=["contiguous", "chunked"])
+def test_check_strain_passes_an_intact_file_and_summarizes_it(files, tmp_path, storage):
+    strain = tmp_path / "intact.hdf"
+    _write_strain(strain, **storage)
+    summary = check_strain(strain)
+    assert [s.name for s in summary.segments] == [str(GPS), str(GPS + 64)]  # GPS order, not file order
+    assert summary.seconds == 24.0
+    assert summary.inside(np.array([GPS - 1e-3, GPS, GPS + 16.0 - 1e-3, GPS + 16.0, GPS + 70.0])).tolist() == [
+        False, True, True, False, True]
+    assert check_injections(files[1], summary) == 3  # the fourth tc lies in the gap
+    assert check_injections(files[1]) == 4
+
+
+@pytest.mark.parametrize("block", [999, 1000, 4096, 1 << 20])
+def test_findings_do_not_depend_on_the_block_size(tmp_path, block):
+    strain = tmp_path / "foreground.hdf"
+    _write_strain(strain)
+    _set_sample(f"H1/{GPS}", slice(1000, 1000 + 2 * RATE - 1), 0.0)(strain)  # one sample short of 2 s: allowed
+    check_strain(strain, block_samples=block)
+    _set_sample(f"L1/{GPS}", slice(1500, 1500 + 2 * RATE), 0.0)(strain)
+    with pytest.raises(MLGWSCFormatError, match=rf"'L1/{GPS}': samples 1500 to 5595 .* \(2 s\)"):
+        check_strain(strain, block_samples=block)
+    _set_sample(f"H1/{LATE}", 1000, np.inf)(strain)  # found first: an earlier segment in GPS order is not, a later one is
+    _set_sample(f"L1/{GPS}", 1500, 1e-21)(strain)
+    _set_sample(f"H1/{LATE}", 999, np.nan)(strain)
+    with pytest.raises(MLGWSCFormatError, match=rf"'H1/{LATE}': sample 999 \(GPS .*\) is nan"):
+        check_strain(strain, block_samples=block)
+
+
+def test_check_strain_holds_one_block_not_the_file(tmp_path):
+    strain = tmp_path / "long.hdf"
+    with h5py.File(strain, "w") as f:
+        for det in DETECTORS:  # 64 s at 2048 Hz: 1 MiB per detector
+            ds = f.create_dataset(f"{det}/{GPS}", data=np.random.default_rng(0).normal(size=64 * RATE))
+            ds.attrs.update(_OK)
+    tracemalloc.start()
+    try:
+        check_strain(strain, block_samples=4096)
+        peak_check = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        load_mlgwsc(strain, whiten=False)
+        peak_load = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak_check < 128 * 1024 < 1024 * 1024 < peak_load, (peak_check, peak_load)
+
+
+@pytest.mark.parametrize(("kwargs", "match"), [
+    ({"block_samples": 0}, r"block_samples=0; allowed: an integer >= 1"),
+    ({"zero_run_s": 0.0}, r"zero_run_s=0.0; allowed: a finite duration > 0 s"),
+])
+def test_check_strain_bad_arguments(files, kwargs, match):
+    with pytest.raises(ValueError, match=match) as error:
+        check_strain(files[0], **kwargs)
+    assert not isinstance(error.value, MLGWSCFormatError)
+
+
+def _write_big_injections(path: Path) -> None:
+    """The usual injections plus a 4096-entry `distance` in gzip chunks of 512."""
+    _write_injections(path)
+    with h5py.File(path, "a") as f:
+        del f["distance"]
+        f.create_dataset("distance", data=np.linspace(100.0, 2000.0, 4096), chunks=(512,), compression="gzip")
+
+
+def _injections_tc(values: np.ndarray) -> Callable[[Path], None]:
+    def damage(path: Path) -> None:
+        with h5py.File(path, "a") as f:
+            for key, data in {"tc": values, "mass1": np.resize(MASS1, values.shape),
+                              "mass2": np.resize(MASS2, values.shape)}.items():
+                del f[key]
+                f[key] = data
+
+    return damage
+
+
+def _injections_set(key: str, index: int, value: float) -> Callable[[Path], None]:
+    def damage(path: Path) -> None:
+        with h5py.File(path, "a") as f:
+            f[key][index] = value
+
+    return damage
+
+
+INJECTION_DAMAGE = {
+    "tc outside the strain": (
+        _injections_tc(TC + 1000.0),
+        rf"none of its 4 merger times 'tc' \(GPS {GPS + 1003}\.5 to {GPS + 1066}\.5\) lies in a segment of "
+        rf".*foreground\.hdf \(GPS {GPS}\.0 to {GPS + 72}\.0, 2 segments\); expected the injection file"),
+    "no injections at all": (_injections_tc(np.array([])), r"none of its 0 merger times 'tc' lies in a segment"),
+    "tc NaN": (_injections_set("tc", 2, np.nan), r"dataset 'tc': entry 2 is nan; expected finite GPS merger times"),
+    "mass1 Inf": (_injections_set("mass1", 0, np.inf), r"dataset 'mass1': entry 0 is inf; expected finite masses"),
+    "truncated": (_truncate, r"cannot be opened as HDF5 \(.*truncated file"),
+    "corrupt chunk of distance": (
+        _corrupt_chunk("distance", 1024), r"dataset 'distance': entries 1024 to 1535 cannot be read \(.*filter"),
+}
+
+
+@pytest.mark.parametrize("case", list(INJECTION_DAMAGE))
+def test_check_injections_names_the_damage_in_one_line(files, case):
+    strain, injections, _ = files
+    _write_big_injections(injections)
+    summary = check_strain(strain)
+    damage, match = INJECTION_DAMAGE[case]
+    damage(injections)
+    with pytest.raises(MLGWSCFormatError, match=match) as error:
+        check_injections(injections, summary, block_samples=1000)
+    assert str(error.value).startswith(f"{injections}: ") and "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("case", ["truncated", "corrupt chunk of distance"])
+def test_loader_reads_a_damaged_injection_file_as_one_line(files, case):
+    strain, injections, _ = files
+    _write_big_injections(injections)
+    damage, match = INJECTION_DAMAGE[case]
+    damage(injections)
+    with pytest.raises(MLGWSCFormatError, match=match) as error:
+        load_mlgwsc(strain, injections)
+    assert "\n" not in str(error.value)

@@ -46,8 +46,10 @@ def test_mlflow_run_cpc_fixed(store: Path) -> None:
     assert metrics["data/generated"] == 1.0   # empty cache: the data were simulated in this run
     assert "test/auc" in result.stdout and "cpc-snn-gw" in result.stdout
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{store / 'mlflow.db'}")
-    champion = client.get_model_version_by_alias("cpc-snn-gw", "champion")
-    assert champion.run_id == run.info.run_id
+    (version,) = client.search_model_versions(f"name='cpc-snn-gw' and run_id='{run.info.run_id}'")
+    assert (version.tags["fixlab.steps_observed"], version.tags["fixlab.baseline"]) == ("8", "0.5")
+    auc = metrics["best/val_auc"]  # the gate crowns it only above chance
+    assert version.tags["fixlab.gate"].startswith("refused") == (auc <= 0.5)
 
 
 def test_mlflow_run_cpc_original_measures_the_documents_suspects(store: Path) -> None:
