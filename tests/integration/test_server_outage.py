@@ -32,7 +32,7 @@ from mlflow_plugins.run_record import RunReport
 from mlflow_plugins.spool import replay
 
 _START_TIMEOUT_S = 120.0  # `mlflow server` takes 10-25 s to answer on two busy cores
-_DOWN_S = 8.0  # stopped this long, then started again: with its start-up, 18-33 s unreachable
+_DOWN_S = 16.0  # stopped this long, then started again: with its start-up, 26-41 s unreachable
 _STEP_S = 0.02  # the training loop's pace
 _MAX_STEP_S = 3.0  # no step may take longer while the server is away (before the fix: the outage)
 _LOG_EVERY = 5
