@@ -64,9 +64,11 @@ def module_store(tmp_path_factory: pytest.TempPathFactory, _mlflow_db_template: 
 
 
 @pytest.fixture(autouse=True)
-def _spool_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Metrics a test's recorder could not send are spooled in its tmp folder, never the repo."""
+def _run_files_in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a test's runs leave behind (metrics a recorder could not send, a project run's
+    checkpoint folder) goes to its tmp folder, never the repository."""
     monkeypatch.setenv("FIXLAB_SPOOL", str(tmp_path / "fixlab_spool"))
+    monkeypatch.setenv("FIXLAB_CHECKPOINTS", str(tmp_path / "fixlab_checkpoints"))
 
 
 @pytest.fixture(scope="session")
