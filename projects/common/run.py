@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import mlflow
 
+from mlflow_plugins.analysis.rule import one_line
 from mlflow_plugins.claims import claims_html, evaluate, load_claims, log_claims
 from mlflow_plugins.findings import Finding, finding_codes, overall_health
 from mlflow_plugins.recording import LoggedSteps
@@ -147,7 +148,7 @@ def _register_and_tag(run: ProjectRun, register: Callable[[], RegistrationResult
         registration = register()
     except Exception as error:
         try:
-            set_tags_now(run.run_id, {REGISTERED_TAG: f"false: {_one_line(error)}"})
+            set_tags_now(run.run_id, {REGISTERED_TAG: f"false: {one_line(error)}"})
         except Exception:  # noqa: BLE001 - the store may be what failed; the error below says more
             pass
         raise
@@ -155,11 +156,6 @@ def _register_and_tag(run: ProjectRun, register: Callable[[], RegistrationResult
             else f"false: {registration.reason}")
     set_tags_now(run.run_id, {REGISTERED_TAG: said})
     return registration
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:250]
 
 
 def _registered(spec: ProjectSpec, run_id: str) -> RegistrationResult | None:
