@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass, field
 from enum import Enum
-from typing import Any, Iterable, Literal, Mapping
+from typing import Any, Iterable, Literal, Mapping, Sequence
 
 Health = Literal["ok", "warning", "critical"]
 
@@ -18,74 +18,92 @@ class Severity(str, Enum):
 
 @dataclass(frozen=True)
 class CodeInfo:
-    """What a finding code means, how bad it is by default, and the documented fix."""
+    """What a finding code means, how bad it is by default, what one finding says, and the fix.
+
+    `says` is a template over the finding's `step`, `where` and evidence keys (a finding's
+    `message`); `hint` is generic advice about any model: documents are cited separately
+    (`Finding.document`), by the projects that reproduce them.
+    """
 
     severity: Severity
     meaning: str
+    says: str
     hint: str
 
 
-# The built-in codes: DESIGN.md's table, and DIAGNOSTICS_FAILED. Users' rules add their own. Hints cite the research note (shared/seeds) the fix comes from.
+# The built-in codes: DESIGN.md's table, and DIAGNOSTICS_FAILED. Users' rules add their own.
 CODES: Mapping[str, CodeInfo] = {
     "GRAD_NEVER_UPDATED": CodeInfo(
         Severity.CRITICAL,
         "a parameter the optimizer holds got no gradient (None or all-zero) for K steps",
-        "Document 001: extract_features() ran the representation stage in eval() under "
-        "torch.no_grad() and converted to numpy, so its parameters never received a gradient. "
-        "Fix: in training, call the module in train() mode with gradients enabled and return the "
-        "tensor (fixes 1-4), and log parameter counts to check every component is optimized (fix 6).",
+        "no gradient (None or all-zero) in {steps_without_gradient} consecutive optimizer steps, "
+        "steps {step} to {last_step}",
+        "Find where the gradient stops: a torch.no_grad() block, .detach(), a round trip through "
+        "numpy, a module run only in eval mode, or an output that never reaches the loss. If the "
+        "parameters are frozen on purpose, set requires_grad=False or leave them out of the "
+        "optimizer.",
     ),
     "GRAD_VANISHING": CodeInfo(
         Severity.WARNING,
         "a layer's mean absolute gradient is below the vanishing threshold",
-        "Document 002 monitored vanishing gradients (< 1e-7): check for saturating activations, "
-        "a normalization or detach in the path, or a learning signal that does not reach this layer.",
+        "mean |gradient| {mean_abs_grad:.3g} is below {threshold:.3g} at step {step}",
+        "Look for saturating activations (sigmoid, tanh), a normalization or detach in the path, "
+        "or a loss that barely depends on this layer; residual connections, a better "
+        "initialisation or a normalization before the activation let the gradient through.",
     ),
     "GRAD_EXPLODING": CodeInfo(
         Severity.CRITICAL,
         "the total or a layer gradient norm is above the exploding threshold",
-        "Document 002 flagged gradient norms > 100: clip gradients "
-        "(torch.nn.utils.clip_grad_norm_, the document used 1.0), lower the learning rate, "
-        "or add normalization.",
+        "gradient norm {grad_norm:.4g} is above {threshold:.4g} at step {step}",
+        "Clip gradients (torch.nn.utils.clip_grad_norm_ or optax.clip_by_global_norm, e.g. max "
+        "norm 1.0), lower the learning rate or add a warm-up, and check the loss scale.",
     ),
     "GRAD_NORM_OUT_OF_RANGE": CodeInfo(
         Severity.WARNING,
         "the total gradient norm stayed outside the healthy band for a sustained window",
-        "Document 004 expects a total gradient norm between 0.1 and 10: check the learning rate, "
-        "gradient clipping (the document used 0.5) and the loss scale.",
+        "total gradient norm stayed outside [{band_low:g}, {band_high:g}] for {window} sampled "
+        "steps from step {step} (median {median_grad_norm:.3g})",
+        "Check the learning rate, gradient clipping and the loss scale: a norm far below the band "
+        "often means a saturated or collapsed model, far above it an unstable one.",
     ),
     "NONFINITE": CodeInfo(
         Severity.CRITICAL,
         "NaN or Inf in the loss, a gradient or an activation",
-        "Document 003: float16 autocast produced NaN in complex-magnitude computations. "
-        "Run the named module in float32 (disable autocast around it), try bfloat16, "
-        "or disable AMP.",
+        "the {source} went non-finite at step {step} (dtype {dtype}, autocast {autocast})",
+        "Run the named module in float32 (disable autocast around it), use bfloat16 instead of "
+        "float16, or turn mixed precision off; without autocast, look for a log, sqrt or division "
+        "of values that reach zero, or a learning rate that diverges.",
     ),
     "AMP_STEPS_SKIPPED": CodeInfo(
         Severity.WARNING,
         "the gradient scaler skipped optimizer steps or its scale collapsed",
-        "Document 003: AMP overflowed in float16. Keep the overflowing operations in float32, "
-        "or use bfloat16, which needs no gradient scaler.",
+        "the gradient scaler skipped {skipped_in_window} of the last {window} steps "
+        "({skipped_total} in all) by step {step}; scale {scale:.3g}",
+        "Keep the operations that overflow in float32, or use bfloat16, which needs no gradient "
+        "scaler; a scale that keeps falling means nearly every step overflows.",
     ),
     "NORM_GRAD_ATTENUATION": CodeInfo(
         Severity.WARNING,
         "a normalization shrinks the gradient passing back through it",
-        "Document 000: L2-normalizing the CPC latents (z / |z|) killed gradients; removing it "
-        "(fix #2) let the model learn. Remove the normalization, or rescale its input.",
+        "passes back {grad_ratio:.3g} of the gradient it receives (threshold {threshold:g}), "
+        "from step {step}",
+        "Remove or move the normalization, or rescale its input: a normalization of inputs with a "
+        "large norm divides the gradient by that norm.",
     ),
     "NORM_ERASES_MAGNITUDE": CodeInfo(
         Severity.INFO,
         "a normalization removes the spread of token/sample magnitudes it received",
-        "Document 003: LayerNorm destroyed the magnitude-based attention signal "
-        "('polarization'); norm_type='none' performed best. Document 000: the L2 normalization "
-        "of the CPC latents was removed (fix #2). If magnitudes carry information, drop or move "
-        "the normalization.",
+        "the spread of magnitudes (coefficient of variation) falls from {magnitude_cv_in:.3g} to "
+        "{magnitude_cv_out:.3g} through it, from step {step}",
+        "If magnitudes carry information (attention or pooling by magnitude, confidence), drop "
+        "or move the normalization; otherwise this is what it is for.",
     ),
     "DIAGNOSTICS_FAILED": CodeInfo(
         Severity.WARNING,
         "a fixlab check failed and was skipped, so this run's health is not fully known",
-        "The evidence names the check and its error. Training went on without that check: do not "
-        "read the run as healthy; report the error with the code that produced it.",
+        "the check failed at step {step}: {error}",
+        "Training went on without that check: do not read the run as healthy; report the error "
+        "with the code that produced it.",
     ),
 }
 _CODE = re.compile(r"^[A-Z][A-Z0-9_]*$")
@@ -114,11 +132,30 @@ def meaning(code: str) -> str:
     return info.meaning if info is not None else ""
 
 
+def describe(code: str, step: int, evidence: Mapping[str, Any]) -> str:
+    """What one finding says about its place, from its evidence: the built-in code's template
+    filled in, else (a user's code, or evidence the template does not know) the evidence itself."""
+    info = CODES.get(code)
+    if info is not None:
+        try:
+            return info.says.format_map({"step": step, **evidence})
+        except (KeyError, ValueError, TypeError, IndexError):
+            pass
+    numbers = ", ".join(f"{k}={_short(v)}" for k, v in evidence.items())
+    return f"{meaning(code) or code} at step {step}" + (f" ({numbers})" if numbers else "")
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 @dataclass(frozen=True)
 class Finding:
     """One diagnosed problem: what, how bad, when first seen, where, the numbers, the fix.
 
-    `code` is a built-in code (`CODES`) or one a user's rule defines; `hint` is the fix.
+    `code` is a built-in code (`CODES`) or one a user's rule defines. `message` says what was seen
+    at `where` (filled from the evidence when not given), `hint` is the fix, and `document` cites
+    the research note whose failure this finding reproduces (set by the projects, "" otherwise).
     """
 
     code: str
@@ -127,10 +164,14 @@ class Finding:
     where: str
     evidence: Mapping[str, Any] = field(default_factory=dict)
     hint: str = ""
+    message: str = ""
+    document: str = ""
 
     def __post_init__(self) -> None:
         check_code(self.code)
         object.__setattr__(self, "severity", check_severity(self.severity))
+        if not self.message:
+            object.__setattr__(self, "message", describe(self.code, self.step, self.evidence))
 
     @classmethod
     def of(cls, code: str, step: int, where: str, evidence: Mapping[str, Any] | None = None,
@@ -153,7 +194,8 @@ class Finding:
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Finding":
         return cls(d["code"], Severity(d["severity"]), int(d["step"]), d["where"],
-                   dict(d.get("evidence", {})), d.get("hint", ""))
+                   dict(d.get("evidence", {})), d.get("hint", ""), d.get("message", ""),
+                   d.get("document", ""))
 
 
 def overall_health(findings: Iterable[Finding]) -> Health:
@@ -166,6 +208,46 @@ def overall_health(findings: Iterable[Finding]) -> Health:
     return "ok"
 
 
+def announcement(findings: Sequence[Finding], *, places_shown: int = 3) -> list[str]:
+    """One console line per code among the findings that are not info: the code, its severity,
+    where (the first few places and how many more), what was seen at the first, and the fix."""
+    groups: dict[str, list[Finding]] = {}
+    for f in findings:
+        if f.severity is not Severity.INFO:
+            groups.setdefault(f.code, []).append(f)
+    lines = []
+    for code, group in groups.items():
+        worst = max(group, key=lambda f: _RANK[f.severity])
+        names = ", ".join(f.where for f in group[:places_shown])
+        more = len(group) - places_shown
+        where = (f"at {names}" if len(group) == 1 else
+                 f"on {len(group)} places ({names}{f' and {more} more' if more > 0 else ''})")
+        lines.append(f"fixlab: {code} ({worst.severity.value}) {where}: {group[0].message}."
+                     + (f" Fix: {group[0].hint}" if group[0].hint else ""))
+    return lines
+
+
+_RANK = {Severity.INFO: 0, Severity.WARNING: 1, Severity.CRITICAL: 2}
+
+
 def finding_codes(findings: Iterable[Finding]) -> str:
-    """The comma-separated, sorted, de-duplicated codes for the `fixlab.findings` tag."""
-    return ",".join(sorted({f.code for f in findings}))
+    """The `fixlab.findings` tag: the codes that make a run unhealthy (warning or critical), the
+    critical ones first, comma-separated; "none" when there is none, so a healthy run says so."""
+    return _codes(f for f in findings if f.severity is not Severity.INFO)
+
+
+def info_codes(findings: Iterable[Finding]) -> str:
+    """The `fixlab.info` tag: the codes of information findings (health stays ok), or "none"."""
+    return _codes(f for f in findings if f.severity is Severity.INFO)
+
+
+def _codes(findings: Iterable[Finding]) -> str:
+    worst: dict[str, int] = {}
+    for f in findings:
+        worst[f.code] = max(worst.get(f.code, 0), _RANK[f.severity])
+    return ",".join(sorted(worst, key=lambda code: (-worst[code], code))) or NO_CODES
+
+
+NO_CODES = "none"
+FINDINGS_TAG = "fixlab.findings"
+INFO_TAG = "fixlab.info"

@@ -14,7 +14,8 @@ from __future__ import annotations
 import atexit
 import threading
 import warnings
-from typing import Any, ClassVar, Mapping
+from dataclasses import replace
+from typing import Any, ClassVar, Mapping, Sequence
 
 from .analysis import GradFlow
 from .findings import Finding
@@ -47,6 +48,8 @@ class RunReport:
         self.sections: dict[str, str] = {}
         self.thresholds: dict[str, float] = {}
         self.outcome: str | None = None  # set when training ended by an exception
+        self.note: list[str] | None = None  # markdown lines for the run's description
+        self.citations: dict[str, str] = {}  # code -> the document whose failure it reproduces
         self.written = False
         self._users = 0
 
@@ -69,10 +72,26 @@ class RunReport:
         return self.recorder.run_id if self.recorder is not None else None
 
     def add(self, finding: Finding) -> None:
-        """Keeps a finding; one per (code, where), the earliest."""
+        """Keeps a finding (citing its document, see `cite`); one per (code, where), the earliest."""
+        finding = self.cite(finding)
         known = self.findings.get(finding.key)
         if known is None or finding.step < known.step:
             self.findings[finding.key] = finding
+
+    def cite(self, finding: Finding) -> Finding:
+        """`finding` with the document it reproduces (`Finding.document`), if this run cites one
+        for its code (`use_citations`); unchanged otherwise."""
+        document = self.citations.get(finding.code, "")
+        return replace(finding, document=document) if document and not finding.document else finding
+
+    def use_citations(self, citations: Mapping[str, str]) -> None:
+        """Cite documents on this run's findings, by code: a project's run names the research
+        note whose failure a finding reproduces. A user's own runs cite nothing."""
+        self.citations.update(citations)
+
+    def add_note(self, lines: Sequence[str]) -> None:
+        """Markdown lines for the run's description after its findings (e.g. claim verdicts)."""
+        self.note = [*(self.note or []), *lines]
 
     def explains(self, finding: Finding) -> bool:
         """A non-finite gradient after a non-finite loss/activation is its consequence, not news."""
@@ -153,7 +172,7 @@ class RunReport:
             sections[OUTCOME_SECTION] = self.outcome
             self.recorder.set_tags({OUTCOME_TAG: self.outcome})  # before health is settled
         self.recorder.write_findings(findings, self.grad_flow, sections=sections,
-                                     thresholds=self.thresholds)
+                                     thresholds=self.thresholds, note=self.note)
         if self.outcome is not None:
             if is_failure(self.outcome):
                 _settle_health(self.recorder)

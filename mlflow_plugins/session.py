@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .analysis import MetricValue, RuleSet
 from .analysis.rule import Rule, one_line
-from .findings import Finding, Severity, meaning
+from .findings import Finding, Severity, announcement
 from .run_record import RunReport
 from .thresholds import Policy
 
@@ -20,9 +20,8 @@ class TrainingStopped(RuntimeError):
     """Raised (plain PyTorch and JAX) when policy="stop" meets a critical finding."""
 
     def __init__(self, finding: Finding) -> None:
-        what = meaning(finding.code)
         super().__init__(f"fixlab stopped training at step {finding.step}: {finding.code} at "
-                         f"{finding.where}{f' ({what})' if what else ''}. {finding.hint}")
+                         f"{finding.where}: {finding.message}. {finding.hint}".rstrip())
         self.finding = finding
 
 
@@ -89,20 +88,20 @@ class Session:
         """Keeps new findings (one per code and place; a consequence of an earlier non-finite
         value is not news) and announces those that are not info."""
         policy = policy or self.policy
-        stop = None
+        new: list[Finding] = []
         for f in findings:
             if f.key in self._keys or self.report.explains(f):
                 continue
             self._keys.add(f.key)
+            f = self.report.cite(f)
+            new.append(f)
             self.findings.append(f)
             self.report.add(f)
-            if f.severity is not Severity.INFO:
-                what = meaning(f.code) or f.hint
-                warnings.warn(f"fixlab: {f.code} at {f.where} (step {f.step}): {what}",
-                              RuntimeWarning, stacklevel=3)
-            if stop is None and policy == "stop" and f.severity is Severity.CRITICAL:
-                stop = f
-        return stop
+        for line in announcement(new):
+            warnings.warn(line, RuntimeWarning, stacklevel=3)
+        if policy == "stop":
+            return next((f for f in new if f.severity is Severity.CRITICAL), None)
+        return None
 
     def guard(self, fn: Callable[[], Any], default: Any = None, *, what: str | None = None) -> Any:
         """`fn()`, except that a failure becomes a warning, a DIAGNOSTICS_FAILED finding and

@@ -60,7 +60,7 @@ def test_a_plain_loop_that_raises_is_tagged_failed_and_not_ok(tracking_uri):
     tags = _tags(run_id)
     assert tags["fixlab.outcome"] == "failed: RuntimeError: data loader died"
     assert tags["fixlab.health"] == "critical"  # the diagnostics saw nothing: the run still failed
-    assert tags["fixlab.findings"] == ""
+    assert tags["fixlab.findings"] == "none"
     page = _report(run_id)
     assert "failed: RuntimeError: data loader died" in _outcome_line(page)
     assert ">critical</span>" in page  # the badge says what the tag says

@@ -115,7 +115,7 @@ def test_healthy_write_is_ok_with_no_codes(tracking_uri: str, tmp_path: Path) ->
     with mlflow.start_run() as run:
         Recorder.resolve().write_findings([], GradFlow())  # no observations: no figure
     tags = MlflowClient().get_run(run.info.run_id).data.tags
-    assert (tags["fixlab.health"], tags["fixlab.findings"]) == ("ok", "")
+    assert (tags["fixlab.health"], tags["fixlab.findings"]) == ("ok", "none")
     art = _artifacts(run.info.run_id, tmp_path)
     assert json.loads((art / "findings.json").read_text()) == {"health": "ok", "findings": []}
     assert not (art / "grad_flow.png").exists()
@@ -133,7 +133,7 @@ def test_write_findings_again_records_the_union(tracking_uri: str, tmp_path: Pat
         other.write_findings([late_duplicate, nonfinite])
     tags = MlflowClient().get_run(run.info.run_id).data.tags
     assert tags["fixlab.health"] == "critical"
-    assert tags["fixlab.findings"] == "GRAD_VANISHING,NONFINITE"
+    assert tags["fixlab.findings"] == "NONFINITE,GRAD_VANISHING"  # critical first
     art = _artifacts(run.info.run_id, tmp_path)
     document = json.loads((art / "findings.json").read_text())
     recorded = [Finding.from_dict(d) for d in document["findings"]]

@@ -101,7 +101,10 @@ class MetricRule(Rule):
         bound = {k: v for k, v in (("below", self.below), ("above", self.above)) if v is not None}
         evidence = {"value": float(value.value), **bound, f"for_{self.per}s": self.count,
                     "last_step": value.step, **({"epoch": value.epoch} if value.epoch is not None else {})}
-        finding = Finding(self.code, self.severity, int(start), self.metric, evidence, self.hint)
+        side = " and ".join(f"{k} {v:g}" for k, v in bound.items())
+        said = (f"{self.metric} = {value.value:.4g}, {side} for {self.count} {self.per}{'s' * (self.count != 1)} in a row "
+                f"(steps {start} to {value.step})")
+        finding = Finding(self.code, self.severity, int(start), self.metric, evidence, self.hint, said)
         return [finding], {**state, "reported": True}
 
     def __repr__(self) -> str:

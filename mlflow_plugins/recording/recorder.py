@@ -25,7 +25,9 @@ import numpy as np
 from mlflow.entities import Metric, RunTag
 
 from ..analysis.snapshot import GradFlow
-from ..findings import Finding, finding_codes, overall_health
+from ..findings import FINDINGS_TAG, INFO_TAG, Finding, finding_codes, info_codes, overall_health
+from ..outcome import HEALTH_TAG, OUTCOME_SECTION, outcome_health, worst
+from .note import NOTE_TAG, ours, run_note
 from .logged_steps import LoggedSteps
 from .report import grad_flow_figure, render_report, threshold_values
 from .sender import BATCH_SIZE, CLOSE_TIMEOUT_S, MAX_BUFFERED, Sender, Unsent
@@ -183,10 +185,14 @@ class Recorder:
         *,
         sections: Mapping[str, str] | None = None,
         thresholds: Mapping[str, float] | None = None,
+        note: Sequence[str] | None = None,
     ) -> None:
-        """Records findings: the health tags and the `fixlab/` artifacts of the run.
+        """Records findings: the health tags, the run's description and the `fixlab/` artifacts.
 
-        Writes tags `fixlab.health` and `fixlab.findings`, and artifacts `fixlab/findings.json`,
+        Writes tags `fixlab.health`, `fixlab.findings` (the codes that are not info, or "none"),
+        `fixlab.info` (the info codes, or "none") and the run's description
+        (`mlflow.note.content`, unless the user wrote one: see `note.run_note`), and artifacts
+        `fixlab/findings.json`,
         `fixlab/report.html` and `fixlab/grad_flow.png` (when there is a gradient flow). Findings
         already recorded on the run, by this or another Recorder, are kept: the run shows the
         union, one finding per (code, where) at its earliest step. Likewise the last gradient
@@ -202,19 +208,27 @@ class Recorder:
             grad_flow: per-parameter gradient statistics for the figure.
             sections: extra HTML fragments for the report, by title (e.g. a claims table).
             thresholds: the rule thresholds, for the figure's lines and band.
+            note: markdown lines for the run's description after the findings (claim verdicts).
         """
         try:
             online = self._try_send([])  # is the run writable now? (one short attempt)
             recorded, inputs = self._recorded() if online else ([], {})
             merged = _union([*recorded, *findings])
-            # The tags first: they are what the registry gate and the runs table read.
-            tags = [RunTag("fixlab.health", overall_health(merged)),
-                    RunTag("fixlab.findings", finding_codes(merged))]
             if grad_flow is not None and grad_flow.observations > 0:
                 inputs["grad_flow"] = grad_flow.to_dict()
             inputs["sections"] = {**inputs.get("sections", {}), **dict(sections or {})}
             inputs["thresholds"] = {**inputs.get("thresholds", {}),
                                     **(threshold_values(thresholds) if thresholds else {})}
+            if note is not None:
+                inputs["note"] = list(note)
+            # The tags first: they are what the registry gate and the runs table read.
+            tags = [RunTag(HEALTH_TAG, overall_health(merged)), RunTag(FINDINGS_TAG, finding_codes(merged)),
+                    RunTag(INFO_TAG, info_codes(merged))]
+            if online and ours(self._mlflow().get_run(self.run_id).data.tags):
+                outcome = inputs["sections"].get(OUTCOME_SECTION)
+                health = worst(overall_health(merged), outcome_health(outcome))
+                tags.append(RunTag(NOTE_TAG, run_note(health, merged, outcome=outcome,
+                                                      lines=inputs.get("note", ()))))
             files = _report_files(merged, inputs)
             if online and self._try_send(tags):
                 self._upload_or_spool(files)

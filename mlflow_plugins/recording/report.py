@@ -41,6 +41,7 @@ th{background:#f6f8fa}td.where,td.ev{font-family:ui-monospace,Menlo,Consolas,mon
 font-size:12.5px;word-break:break-all}
 h3{font-size:15px;margin:18px 0 2px}h3 .muted{font-weight:400;font-size:13px}
 p.hint{background:#f6f8fa;border-left:3px solid #0969da;padding:6px 10px;margin:6px 0}
+p.doc{background:#fff8e6;border-left:3px solid #bf8700;padding:6px 10px;margin:6px 0}
 img{max-width:100%;height:auto;border:1px solid #d0d7de}
 p.outcome{border-left:4px solid;padding:6px 10px;margin:8px 0;background:#f6f8fa;
 font-family:ui-monospace,Menlo,Consolas,monospace;font-size:13px;word-break:break-word}
@@ -153,15 +154,17 @@ def _findings_table(findings: Sequence[Finding]) -> str:
         rows = "".join(
             f"<tr><td class='where'>{html.escape(f.where)}</td>"
             f"<td class='sev' style='color:{_COLORS[f.severity.value]}'>{f.severity.value}</td>"
-            f"<td>{f.step}</td><td class='ev'>{_evidence(f.evidence)}</td></tr>" for f in group)
+            f"<td>{f.step}</td><td>{html.escape(f.message)}</td>"
+            f"<td class='ev'>{_evidence(f.evidence)}</td></tr>" for f in group)
         what = meaning(code)  # "" for a code a user's rule defines
         blocks.append(
             f"<h3>{html.escape(code)} <span class='sev' style='color:{_COLORS[worst.value]}'>"
             f"{worst.value}</span> <span class='muted'>{len(group)} {places}, first at step "
             f"{group[0].step}</span></h3>"
             + (f"<p class='muted'>{html.escape(what)}.</p>" if what else "")
-            + (f"<p class='hint'>{html.escape(group[0].hint)}</p>" if group[0].hint else "")
-            + "<table><tr><th>where</th><th>severity</th><th>step</th><th>evidence</th></tr>"
+            + (f"<p class='hint'>Fix: {html.escape(group[0].hint)}</p>" if group[0].hint else "")
+            + (f"<p class='doc'>Reproduces {html.escape(group[0].document)}</p>" if group[0].document else "")
+            + "<table><tr><th>where</th><th>severity</th><th>step</th><th>seen</th><th>evidence</th></tr>"
             f"{rows}</table>")
     return "\n".join(blocks)
 

@@ -118,7 +118,7 @@ def test_healthy_write_through_the_server(server_uri: str) -> None:
     with Recorder(run_id, server_uri) as recorder:
         recorder.write_findings([])
     tags = client.get_run(run_id).data.tags
-    assert (tags["fixlab.health"], tags["fixlab.findings"]) == ("ok", "")
+    assert (tags["fixlab.health"], tags["fixlab.findings"]) == ("ok", "none")
 
 
 def test_an_unreachable_server_warns_instead_of_raising(tmp_path: Path,
