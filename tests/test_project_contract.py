@@ -54,6 +54,15 @@ def test_the_package_exposes_the_skeletons_names(project) -> None:
     assert callable(importlib.import_module(f"projects.{name}.train").main)
 
 
+def test_the_document_has_a_title_and_its_citations_name_codes(project) -> None:
+    from mlflow_plugins.findings import check_code
+    from projects.common.documents import TITLES
+
+    assert project.SPEC.document in TITLES, "add the document's readable title to projects/common/documents.py"
+    assert all(check_code(code) for code in project.SPEC.citations)  # a built-in code or the project's own
+    assert all(text.startswith(project.SPEC.document_label + ": ") for text in project.SPEC.cited().values())
+
+
 def test_params_are_config_fields_and_the_shared_ones_are_there(project) -> None:
     fields = {f.name for f in dataclasses.fields(project.Config)}
     names = {p.name for p in project.PARAMS}

@@ -68,7 +68,10 @@ def test_a_finished_run_is_tagged_measured_and_leaves_no_checkpoints(tracking_ur
     assert summary.health == "ok" and summary.claims[0][3] == "reproduced"
     assert summary.registration == "not registered (healthy=True)" and summary.metrics == {"val/acc": 0.75}
     report = Path(client.download_artifacts(summary.run_id, "fixlab/report.html"))
-    assert "Claims of document toy.txt" in report.read_text() and "More" in report.read_text()
+    assert "Claims of Document toy.txt" in report.read_text() and "More" in report.read_text()
+    # Readable at a glance in the runs list: entry point, health and seed.
+    assert got.info.run_name == "toy_a-ok-seed0" and got.data.tags["fixlab.document_title"] == "Document toy.txt"
+    assert "learns" in got.data.tags["mlflow.note.content"]
 
 
 def test_a_run_that_fails_keeps_its_folder_and_config_for_resume(tracking_uri, spec, checkpoints) -> None:

@@ -24,7 +24,7 @@ import mlflow
 
 from mlflow_plugins.analysis.rule import one_line
 from mlflow_plugins.claims import claims_html, evaluate, load_claims, log_claims
-from mlflow_plugins.findings import Finding, finding_codes, overall_health
+from mlflow_plugins.findings import NO_CODES, Finding, finding_codes, overall_health
 from mlflow_plugins.recording import LoggedSteps
 from mlflow_plugins.registry import RegistrationResult
 from mlflow_plugins.run_record import RunReport, run_report
@@ -32,6 +32,7 @@ from projects.common.config import RunConfig
 from projects.common.entry import RunSummary
 from projects.common.resume import resumable_folder
 from projects.common.run_folder import CHECKPOINTS_TAG, RunFolder
+from projects.common.run_name import generated, run_name
 from projects.common.spec import ProjectSpec
 from projects.common.tracking import fixlab_tags, log_params_once, set_tags_now, tracked_run
 
@@ -39,6 +40,7 @@ __all__ = ["ProjectRun", "open_run", "finish_run"]
 
 RESUMES_TAG = "fixlab.resumes"  # how many times the run was continued after dying
 REGISTERED_TAG = "fixlab.registered"  # "true: version N (why)" or "false: why"
+DOCUMENT_TITLE_TAG = "fixlab.document_title"  # "Document 001 (Representation learning ...)"
 
 
 @dataclass
@@ -51,6 +53,7 @@ class ProjectRun:
         folder: the run's checkpoint folder (held by this process).
         resumed: whether this continues a run that died (then `folder` may hold a checkpoint).
         logged: the metric steps the run held when it was continued (empty for a new run).
+        named: whether fixlab names the run (`run_name`): not when the user chose its name.
     """
 
     spec: ProjectSpec
@@ -60,6 +63,7 @@ class ProjectRun:
     folder: RunFolder
     resumed: bool
     logged: LoggedSteps
+    named: bool = True
 
     def log_params(self, params: Mapping[str, Any]) -> None:
         """Log the params the run does not have yet (MLflow params cannot change)."""
@@ -86,15 +90,19 @@ def open_run(spec: ProjectSpec, config: RunConfig, *, resume: str | None = None)
             folder gone, or another live process is training it).
         Whatever the block raises, after the run has been marked FAILED or KILLED.
     """
-    tags = fixlab_tags(spec.name, config.entry_point, spec.document)
+    tags = {**fixlab_tags(spec.name, config.entry_point, spec.document), DOCUMENT_TITLE_TAG: spec.document_label}
     with ExitStack() as stack:
         if resume:
             previous = mlflow.MlflowClient().get_run(resume)
             recorded = previous.data.tags
             folder = stack.enter_context(resumable_folder(previous).hold())
         active = stack.enter_context(tracked_run(experiment=config.experiment_name or spec.name, tags=tags,
-                                                 run_name=config.entry_point, resume=resume))
+                                                 run_name=run_name(config.entry_point, config.seed),
+                                                 resume=resume))
         run_id = active.info.run_id
+        named = _ours(active.info.run_name, config)
+        if named:
+            _rename(run_id, run_name(config.entry_point, config.seed))
         if resume:
             set_tags_now(run_id, {RESUMES_TAG: str(int(recorded.get(RESUMES_TAG, "0")) + 1)})
         else:
@@ -102,8 +110,9 @@ def open_run(spec: ProjectSpec, config: RunConfig, *, resume: str | None = None)
             folder.write_config(spec.name, config.to_json())
             set_tags_now(run_id, {CHECKPOINTS_TAG: str(folder.path)})
         with run_report(run_id) as report:
+            report.use_citations(spec.cited())
             logged = report.resume() if resume else LoggedSteps()
-            yield ProjectRun(spec, config, run_id, report, folder, bool(resume), logged)
+            yield ProjectRun(spec, config, run_id, report, folder, bool(resume), logged, named)
         folder.remove()
 
 
@@ -127,17 +136,42 @@ def finish_run(run: ProjectRun, *, findings: Sequence[Finding], metrics: Mapping
     results = evaluate(load_claims(spec.claims_file).for_variant(config.entry_point), measured)
     if not any(key.startswith("claims/") for key in run.logged.last):  # a continued run may have them
         log_claims(results, run.run_id)
-    run.report.add_section(f"Claims of document {spec.document}", claims_html(results))
+    run.report.add_section(f"Claims of {spec.document_label}", claims_html(results))
+    run.report.add_note(_claim_lines(spec, results))
     for title, html in (sections or {}).items():
         run.report.add_section(title, html)
     registration = _register_and_tag(run, lambda: (_registered(spec, run.run_id) if run.resumed else None)
                                      or register(health != "critical"))
+    if run.named:
+        _rename(run.run_id, run_name(config.entry_point, config.seed, health))
     return RunSummary(
         project=spec.name, registered_model=spec.registered_model, run_id=run.run_id,
         variant=config.entry_point, metrics=measured, headline=list(headline), health=health,
-        findings=sorted(set(finding_codes(list(findings)).split(",")) - {""}),
+        findings=[code for code in finding_codes(findings).split(",") if code != NO_CODES],
         claims=[(r.claim.id, r.claim.expected, r.measured, r.verdict) for r in results],
         registered_version=registration.version, registration=registration.reason)
+
+
+def _ours(name: str | None, config: RunConfig) -> bool:
+    """Whether fixlab names this run: MLflow made its name up, or fixlab named it before (a
+    continued run); a name the user chose is kept."""
+    mine = {run_name(config.entry_point, config.seed, health) for health in (None, "ok", "warning", "critical")}
+    return generated(name) or name in mine
+
+
+def _rename(run_id: str, name: str) -> None:
+    mlflow.MlflowClient().update_run(run_id, name=name)
+
+
+def _claim_lines(spec: ProjectSpec, results: Sequence[Any]) -> list[str]:
+    """The claim verdicts as markdown lines for the run's description."""
+    if not results:
+        return []
+    lines = [f"Claims of {spec.document_label}:"]
+    for r in results:
+        shown = "not measured" if r.measured is None else f"{r.measured:.4g}"
+        lines.append(f"- {r.claim.id}: expected {r.claim.expected}, measured {shown}: **{r.verdict}**")
+    return lines
 
 
 def _register_and_tag(run: ProjectRun, register: Callable[[], RegistrationResult]) -> RegistrationResult:

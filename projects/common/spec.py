@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Mapping
+
+from projects.common.documents import label
 
 __all__ = ["ProjectSpec"]
 
@@ -21,6 +23,8 @@ class ProjectSpec:
         claims_file: the document's numbers and the metrics that measure them.
         selection_metric: the metric the best checkpoint and the `champion` alias are chosen by.
         mode: whether a higher (`max`) or lower (`min`) `selection_metric` is better.
+        citations: what the document saw and did about the failures the plugin's codes name,
+            by code; cited on this project's findings (`Finding.document`) after its label.
         baseline: what `selection_metric` must beat for the `champion` alias: a number (ROC AUC's
             chance level 0.5, or the project's floor), or the name of a metric the run logs
             (`chance/acc`, 1/n_classes, which depends on the run's data). None: no baseline is
@@ -41,6 +45,7 @@ class ProjectSpec:
     selection_metric: str
     mode: Literal["max", "min"] = "max"
     baseline: float | str | None = None
+    citations: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.mode not in ("max", "min"):
@@ -58,6 +63,15 @@ class ProjectSpec:
             value = metrics.get(self.baseline)
             return math.nan if value is None else float(value)
         return math.nan if self.baseline is None else float(self.baseline)
+
+    @property
+    def document_label(self) -> str:
+        """The document by number and title, e.g. "Document 001 (Representation learning ...)"."""
+        return label(self.document)
+
+    def cited(self) -> dict[str, str]:
+        """The citation of each code the document speaks of: its label, then what it says."""
+        return {code: f"{self.document_label}: {text}" for code, text in self.citations.items()}
 
     @property
     def greater_is_better(self) -> bool:

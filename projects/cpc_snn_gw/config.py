@@ -20,7 +20,13 @@ __all__ = ["SPEC", "VARIANTS", "PARAMS", "CpcGwConfig", "check_inputs"]
 SPEC = ProjectSpec(name="cpc_snn_gw", document="000_940c272a91a05c21.txt", registered_model="cpc-snn-gw",
                    claims_file=Path(__file__).with_name("claims.yaml"),
                    selection_metric="best/val_auc", mode="max",  # ROC AUC of the kept parameters on validation
-                   baseline=0.5)  # ROC AUC of a detector that guesses: chance whatever the class balance
+                   baseline=0.5,  # ROC AUC of a detector that guesses: chance whatever the class balance
+                   citations={
+                       "NORM_GRAD_ATTENUATION": "L2-normalizing the CPC latents (z / |z|) killed the gradients; "
+                                                "removing it (fix #2) let the model learn.",
+                       "NORM_ERASES_MAGNITUDE": "the L2 normalization of the CPC latents threw their magnitudes "
+                                                "away and was removed (fix #2).",
+                   })
 
 
 #: The rows of the document's diagnosis table; the models and learning rates are in

@@ -18,7 +18,13 @@ __all__ = ["SPEC", "PARAMS", "ReprGradflowConfig", "check_inputs", "load_init_st
 
 SPEC = ProjectSpec(name="repr_gradflow", document="001_bac714bd05ae718b.txt", registered_model="repr-gradflow",
                    claims_file=Path(__file__).with_name("claims.yaml"), selection_metric="val/acc", mode="max",
-                   baseline="chance/acc")  # the run's chance accuracy, 1/n_classes: 1/60 at the document's scale
+                   baseline="chance/acc",  # the run's chance accuracy, 1/n_classes: 1/60 at the document's scale
+                   citations={
+                       "GRAD_NEVER_UPDATED": "extract_features() ran the representation stage in eval() under "
+                                             "torch.no_grad() and converted to numpy, so its parameters never "
+                                             "received a gradient; fixes 1-4 ran it in train() mode with gradients "
+                                             "and returned the tensor, fix 6 logged parameter counts.",
+                   })
 
 
 @dataclass(frozen=True)
