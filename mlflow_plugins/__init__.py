@@ -6,7 +6,9 @@ Plain PyTorch: `watch(model, optimizer)`. Lightning: `GradientHealthCallback`,
 (`Rule.metric(...)`, or a `Rule` subclass over a summary) through `rules=`.
 
 Exports load lazily: MLflow imports this package (through the run-context entry point) on
-every `import mlflow`, which must not pull in torch, Lightning or JAX.
+every `import mlflow`, which must not pull in torch, Lightning or JAX. The frameworks are extras
+(`pip install 'fixlab[torch]'`, `[lightning]`, `[jax]`); a framework's adapter raises an ImportError
+naming its extra when the framework is missing.
 """
 
 from __future__ import annotations
@@ -35,6 +37,17 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
     globals()[name] = value
     return value
+
+
+def _require(package: str, extra: str, *modules: str) -> None:
+    """Import each framework of `modules`, or raise a one-line ImportError naming the extra."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name != module:
+                raise  # the framework is there but broken: its own error says more
+            raise ImportError(f"{package} needs {module}: pip install 'fixlab[{extra}]'") from e
 
 
 def __dir__() -> list[str]:

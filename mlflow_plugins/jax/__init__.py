@@ -5,7 +5,13 @@ Example:
     >>> graphdef, params, rest = nnx.split(model, nnx.Param, ...)
     >>> tx = monitored(optax.adam(1e-3))
     >>> monitor = watch_jax(params)  # then monitor.observe(step, opt_state, ...) every step
+
+Needs the extra `fixlab[jax]`.
 """
+
+from .. import _require
+
+_require(__name__, "jax", "jax", "flax", "optax")
 
 from ..session import TrainingStopped
 from .modules import L2Normalize

@@ -1,4 +1,8 @@
-"""Lightning callbacks: thin adapters around the torch watches."""
+"""Lightning callbacks: thin adapters around the torch watches (extra `fixlab[lightning]`)."""
+
+from .. import _require
+
+_require(__name__, "lightning", "torch", "lightning")
 
 from .amp_nan import AmpNanCallback
 from .gradient_health import GradientHealthCallback

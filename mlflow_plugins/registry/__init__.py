@@ -5,7 +5,7 @@ is data only, loaded by code installed with fixlab: `pyfunc_models` logs a data 
 an installed ``loader_module`` (Flax: `projects.cpc_snn_gw.serving`), `torch_models` logs torch
 weights + config read back by `torch_format`; `mlmodel_check` refuses an artifact that names
 anything else, `fetch` reads it from one store. Exports are lazy so that a JAX user does not
-import torch.
+import torch; the torch exports need the extra `fixlab[torch]`.
 """
 
 from __future__ import annotations
@@ -28,4 +28,8 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if _EXPORTS[name].startswith(".torch_"):
+        from .. import _require
+
+        _require(f"{__name__}.{name}", "torch", "torch")
     return getattr(import_module(_EXPORTS[name], __name__), name)
