@@ -13,9 +13,10 @@ import mlflow
 REPO = Path(__file__).resolve().parents[2]
 
 
-def mlflow_run(entry: str, store: Path, experiment: str, params: Sequence[str]
+def mlflow_run(entry: str, store: Path, experiment: str | None, params: Sequence[str]
                ) -> tuple[mlflow.MlflowClient, subprocess.CompletedProcess]:
-    """Run `mlflow run . -e entry --env-manager local` with the store and data cache under `store`.
+    """Run `mlflow run . -e entry --env-manager local` with the store and data cache under `store`,
+    in `experiment` (None: none named, as a user types it).
 
     Returns the client of that store and the finished process (asserted to have succeeded).
     """
@@ -25,7 +26,7 @@ def mlflow_run(entry: str, store: Path, experiment: str, params: Sequence[str]
         env.pop(name, None)
     result = subprocess.run(
         [sys.executable, "-m", "mlflow", "run", ".", "-e", entry, "--env-manager", "local",
-         "--experiment-name", experiment, *params],
+         *(["--experiment-name", experiment] if experiment else []), *params],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return mlflow.MlflowClient(tracking_uri=uri), result

@@ -7,6 +7,7 @@ entry script, Lightning, the fixlab callbacks, claims and registration.
 from __future__ import annotations
 
 import importlib.metadata
+import json
 
 import subprocess
 from pathlib import Path
@@ -18,9 +19,11 @@ from _mlflow_run import mlflow_run
 TINY = ["-P", "n_samples=24", "-P", "n_classes=4", "-P", "epochs=3", "-P", "batch_size=8", "-P", "log_every=1"]
 
 
-def _mlflow_run(entry: str, tmp_path: Path) -> tuple[mlflow.entities.Run, subprocess.CompletedProcess]:
-    client, result = mlflow_run(entry, tmp_path, "repr_e2e", TINY)
-    runs = client.search_runs([client.get_experiment_by_name("repr_e2e").experiment_id])
+def _mlflow_run(entry: str, tmp_path: Path, experiment: str | None = "repr_e2e"
+                ) -> tuple[mlflow.entities.Run, subprocess.CompletedProcess]:
+    client, result = mlflow_run(entry, tmp_path, experiment, TINY)
+    # No experiment named: the project's own, never `Default`.
+    runs = client.search_runs([client.get_experiment_by_name(experiment or "repr_gradflow").experiment_id])
     assert len(runs) == 1, "the script must log into the run `mlflow run` created, not open another"
     return runs[0], result
 
@@ -55,11 +58,27 @@ def test_mlflow_run_repr_fixed(tmp_path: Path) -> None:
 
 
 def test_mlflow_run_repr_broken_is_flagged(tmp_path: Path) -> None:
-    run, _ = _mlflow_run("repr_broken", tmp_path)
+    run, result = _mlflow_run("repr_broken", tmp_path, experiment=None)
     _check_common(run, "repr_broken")
     assert run.data.metrics["repr/param_change"] == 0.0
-    assert run.data.tags["fixlab.health"] == "critical"
-    assert "GRAD_NEVER_UPDATED" in run.data.tags["fixlab.findings"].split(",")
+    tags = run.data.tags
+    assert tags["fixlab.health"] == "critical"
+    assert "GRAD_NEVER_UPDATED" in tags["fixlab.findings"].split(",")
+    # Sick at a glance: the name, the description and the experiment say it.
+    assert run.info.run_name == "repr_broken-critical-seed0"
+    note = tags["mlflow.note.content"]
+    assert "critical" in note and "GRAD_NEVER_UPDATED" in note and "fixlab/report.html" in note
+    assert "Claims of Document 001 (Representation learning whose gradients never flowed)" in note
+    findings = json.loads(Path(mlflow.artifacts.download_artifacts(
+        run_id=run.info.run_id, artifact_path="fixlab/findings.json",
+        tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")).read_text())["findings"]
+    never = [f for f in findings if f["code"] == "GRAD_NEVER_UPDATED"]
+    assert never and all(f["document"].startswith("Document 001 (") and "extract_features()" in f["document"]
+                         for f in never)
+    assert all("Document" not in f["message"] + f["hint"] for f in findings)
+    # The console: one line per finding code, not one per parameter.
+    lines = [line for line in result.stderr.splitlines() if "GRAD_NEVER_UPDATED" in line]
+    assert len(lines) == 1, lines
 
 
 def test_failure_mid_training_leaves_the_run_failed(tracking_uri: str, tmp_path: Path,
