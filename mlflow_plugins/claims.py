@@ -358,41 +358,50 @@ def claims_table(experiment_name: str, tracking_uri: str | None = None) -> list[
     from its verdict tags and metrics.
 
     Raises:
-        ValueError: when the experiment does not exist; the message lists those that do.
+        ValueError: one line: the local store `tracking_uri` names (default: the current one)
+            does not exist (it is not created), or the experiment does not exist (the message
+            lists those that do).
     """
     import mlflow
 
+    from .store import checked_store
+
+    tracking_uri = checked_store(tracking_uri)
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         names = sorted(e.name for e in all_pages(client.search_experiments))
         raise ValueError(f"experiment {experiment_name!r} does not exist; existing experiments: "
-                         f"{names or 'none'}")
+                         f"{names or 'none'} (store {tracking_uri})")
     runs = _all_runs(client, experiment.experiment_id)
     rows: list[dict[str, Any]] = []
     for run in sorted(runs, key=lambda r: (r.info.start_time or 0, r.info.run_id)):
-        verdict_tags = {k[len(TAG_PREFIX):]: v for k, v in run.data.tags.items()
-                        if k.startswith(TAG_PREFIX)}
-        if not verdict_tags:
-            continue
-        records = _read_records(run.info.run_id, tracking_uri) or [
-            {"id": cid, "verdict": verdict,
-             "measured": run.data.metrics.get(f"claims/{cid}/measured")}
-            for cid, verdict in sorted(verdict_tags.items())]
-        for rec in records:
-            rows.append({
-                "run_name": run.info.run_name or "",
-                "run_id": run.info.run_id,
-                "variant": run.data.tags.get(VARIANT_TAG) or rec.get("variant", ""),
-                "claim": rec.get("id", ""),
-                "figure": rec.get("figure", ""),
-                "expected": rec.get("expected", ""),
-                "measured": _finite(rec.get("measured")),
-                "verdict": rec.get("verdict", ""),
-                "metric": rec.get("metric", ""),
-                "document": rec.get("document", ""),
-            })
+        rows.extend(run_claim_rows(run, tracking_uri))
     return rows
+
+
+def run_claim_rows(run: Any, tracking_uri: str | None) -> list[dict[str, Any]]:
+    """The claim rows (keys as in `claims_table`) of one MLflow run; [] when it logged none."""
+    verdict_tags = {k[len(TAG_PREFIX):]: v for k, v in run.data.tags.items()
+                    if k.startswith(TAG_PREFIX)}
+    if not verdict_tags:
+        return []
+    records = _read_records(run.info.run_id, tracking_uri) or [
+        {"id": cid, "verdict": verdict,
+         "measured": run.data.metrics.get(f"claims/{cid}/measured")}
+        for cid, verdict in sorted(verdict_tags.items())]
+    return [{
+        "run_name": run.info.run_name or "",
+        "run_id": run.info.run_id,
+        "variant": run.data.tags.get(VARIANT_TAG) or rec.get("variant", ""),
+        "claim": rec.get("id", ""),
+        "figure": rec.get("figure", ""),
+        "expected": rec.get("expected", ""),
+        "measured": _finite(rec.get("measured")),
+        "verdict": rec.get("verdict", ""),
+        "metric": rec.get("metric", ""),
+        "document": rec.get("document", ""),
+    } for rec in records]
 
 
 def _read_records(run_id: str, tracking_uri: str | None) -> list[dict[str, Any]] | None:

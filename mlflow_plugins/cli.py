@@ -3,12 +3,15 @@
 Subcommands live in :data:`SUBCOMMANDS` (name -> (help, add_arguments, handler)); a handler
 takes the parsed arguments and returns the exit code. Other packages add subcommands as
 `Subcommand` objects in the entry-point group ``fixlab.commands`` (the projects add ``resume``),
-so this package never imports them. Exit codes: 0 ok, 2 bad input (an unknown experiment, a bad
-option).
+so this package never imports them. Exit codes: 0 ok, 2 bad input (an unknown experiment or run,
+a local store that does not exist, a bad option). A command never creates the store it reads:
+`store.checked_store` resolves ``--tracking-uri`` > ``$MLFLOW_TRACKING_URI`` > MLflow's default
+(``sqlite:///mlflow.db`` in the working directory) and refuses a missing SQLite file in one line.
 
 Example:
     $ fixlab claims --experiment repr_gradflow
     $ fixlab claims --experiment repr_gradflow --format csv > claims.csv
+    $ fixlab report 3f2c0d... --tracking-uri sqlite:////abs/path/mlflow.db
 """
 
 from __future__ import annotations
@@ -21,7 +24,8 @@ import os
 import sys
 from typing import Any, Callable, NamedTuple, Sequence
 
-from . import runs
+from . import report_command, runs
+from .store import URI_HELP
 
 # Table columns: (row key, header).
 CLAIM_COLUMNS = (("run_name", "run"), ("variant", "variant"), ("claim", "claim"),
@@ -38,9 +42,7 @@ class Subcommand(NamedTuple):
 def _claims_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", required=True, metavar="NAME",
                         help="MLflow experiment whose runs to read")
-    parser.add_argument("--tracking-uri", default=None, metavar="URI",
-                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, "
-                             "else MLflow's default)")
+    parser.add_argument("--tracking-uri", default=None, metavar="URI", help=URI_HELP)
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
                         help="output format (default: an aligned text table)")
 
@@ -70,6 +72,7 @@ SUBCOMMANDS: dict[str, Subcommand] = {
     "claims": Subcommand("print the documented claims and their verdicts across runs",
                          _claims_arguments, _claims),
     "runs": Subcommand(runs.HELP, runs.add_arguments, runs.handle),
+    "report": Subcommand(report_command.HELP, report_command.add_arguments, report_command.handle),
 }
 
 

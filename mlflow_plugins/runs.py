@@ -20,6 +20,7 @@ from typing import Any, Sequence
 from .liveness import HOST_TAG, PID_TAG, process_alive
 from .outcome import OUTCOME_TAG
 from .paging import all_pages
+from .store import URI_HELP, checked_store
 
 __all__ = ["HELP", "RunRow", "list_runs", "stale_runs", "close_stale", "add_arguments", "handle"]
 
@@ -53,10 +54,12 @@ class RunRow:
 
 
 def _experiment_id(client: Any, name: str) -> str:
+    """The id of experiment `name`; ValueError (one line, listing those that exist) if none."""
     experiment = client.get_experiment_by_name(name)
     if experiment is None:
-        names = sorted(e.name for e in client.search_experiments())
-        raise ValueError(f"experiment={name!r} does not exist; allowed: one of {names}")
+        names = sorted(e.name for e in all_pages(client.search_experiments))
+        raise ValueError(f"experiment={name!r} does not exist; allowed: one of {names} "
+                         f"(store {client.tracking_uri})")
     return experiment.experiment_id
 
 
@@ -110,8 +113,7 @@ def format_rows(rows: Sequence[RunRow]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--experiment", required=True, metavar="NAME", help="MLflow experiment whose runs to list")
-    parser.add_argument("--tracking-uri", default=None, metavar="URI",
-                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's default)")
+    parser.add_argument("--tracking-uri", default=None, metavar="URI", help=URI_HELP)
     parser.add_argument("--stale", action="store_true",
                         help="only RUNNING runs whose process is gone (killed, power loss)")
     parser.add_argument("--close", action="store_true", help="with --stale: end them KILLED, tagged with why")
@@ -123,8 +125,8 @@ def handle(args: argparse.Namespace) -> int:
     if args.close and not args.stale:
         print("fixlab runs: --close is allowed only with --stale", file=sys.stderr)
         return 2
-    client = MlflowClient(tracking_uri=args.tracking_uri)
     try:
+        client = MlflowClient(tracking_uri=checked_store(args.tracking_uri))
         rows = stale_runs(client, args.experiment) if args.stale else list_runs(client, args.experiment)
     except ValueError as error:
         print(f"fixlab runs: {error}", file=sys.stderr)

@@ -21,7 +21,6 @@ import os
 import warnings
 from contextlib import contextmanager
 from typing import Any, Iterator
-from urllib.parse import unquote, urlparse
 
 try:
     import fcntl
@@ -42,17 +41,10 @@ def lock_path(store_uri: str) -> str | None:
     Relative and absolute URIs of one file share one lock. None for in-memory databases, which no
     other process can see.
     """
-    from sqlalchemy.engine import make_url  # MLflow's builder imports SQLAlchemy anyway
+    from .store import sqlite_path
 
-    url = make_url(store_uri)
-    database = url.database or ""
-    if url.query.get("uri") == "true" and database.startswith("file:"):  # a SQLite URI filename
-        if url.query.get("mode") == "memory":
-            return None
-        database = unquote(urlparse(database).path)
-    if database in ("", ":memory:"):
-        return None
-    return os.path.abspath(database) + LOCK_SUFFIX
+    path = sqlite_path(store_uri)
+    return None if path is None else str(path) + LOCK_SUFFIX
 
 
 def tracking_store(store_uri: str, artifact_uri: str | None = None) -> Any:

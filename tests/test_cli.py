@@ -84,7 +84,7 @@ def test_usage_errors_and_version(capsys):
     assert main(["claims", "--experiment", "x", "--format", "xml"]) == 2
     assert main(["--version"]) == 0
     assert capsys.readouterr().out.startswith("fixlab ")
-    assert "claims" in SUBCOMMANDS
+    assert "claims" in SUBCOMMANDS and "report" in SUBCOMMANDS
 
 
 def test_console_script_unknown_experiment(tracking, tmp_path):

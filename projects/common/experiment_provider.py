@@ -71,7 +71,11 @@ class ProjectExperiment:
         """The id of the experiment named after the project, created if it does not exist."""
         import mlflow
 
+        from mlflow_plugins.store import experiment_artifact_location
+
         name = project_of_mlflow_run(sys.argv)
         client = mlflow.MlflowClient()
         experiment = client.get_experiment_by_name(name)
-        return experiment.experiment_id if experiment is not None else client.create_experiment(name)
+        if experiment is not None:
+            return experiment.experiment_id
+        return client.create_experiment(name, artifact_location=experiment_artifact_location(client.tracking_uri, name))

@@ -17,6 +17,7 @@ import sys
 from typing import Any
 
 from mlflow_plugins.cli import Subcommand
+from mlflow_plugins.store import URI_HELP, checked_store
 from projects.common.run_folder import CHECKPOINTS_TAG, RunBusyError, RunFolder
 
 __all__ = ["COMMAND", "ResumeError", "resume_run", "resumable_folder"]
@@ -78,13 +79,17 @@ def resume_run(run_id: str) -> Any:
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_id", metavar="RUN_ID", help="the MLflow run to continue")
-    parser.add_argument("--tracking-uri", default=None, metavar="URI",
-                        help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else MLflow's default)")
+    parser.add_argument("--tracking-uri", default=None, metavar="URI", help=URI_HELP)
 
 
 def _handler(args: argparse.Namespace) -> int:
     import mlflow
 
+    try:
+        checked_store(args.tracking_uri)  # a missing local store is refused, never created
+    except ValueError as exc:
+        print(f"fixlab resume: {exc}", file=sys.stderr)
+        return 2
     if args.tracking_uri:
         mlflow.set_tracking_uri(args.tracking_uri)
     try:

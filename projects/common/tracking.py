@@ -101,15 +101,20 @@ def tracked_run(*, experiment: str, tags: Mapping[str, str], run_name: str | Non
 
 
 def _experiment_id(name: str) -> str:
-    """The id of experiment `name`, created if it does not exist."""
+    """The id of experiment `name`, created if it does not exist: in a SQLite store with its
+    artifacts beside the database (`store.experiment_artifact_location`), not under the working
+    directory of whichever process created it."""
     from mlflow.exceptions import MlflowException
+
+    from mlflow_plugins.store import experiment_artifact_location
 
     client = mlflow.MlflowClient()
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return experiment.experiment_id
     try:
-        return client.create_experiment(name)
+        return client.create_experiment(
+            name, artifact_location=experiment_artifact_location(client.tracking_uri, name))
     except MlflowException:  # created meanwhile by another process
         return client.get_experiment_by_name(name).experiment_id
 
