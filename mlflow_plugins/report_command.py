@@ -166,8 +166,7 @@ def read_run(client: Any, run_id: str) -> dict[str, Any]:
     experiment = client.get_experiment(info.experiment_id)
     listed, list_error = _artifact_names(client, run_id)
     findings, findings_error = (None, list_error) if list_error else _findings(client, run_id, listed)
-    url_path = f"#/experiments/{info.experiment_id}/runs/{run_id}"
-    ui_command, url = _ui(uri, url_path)
+    look = where_to_look(uri, info.experiment_id, run_id, info.artifact_uri)
     return {
         "run_id": run_id, "run_name": info.run_name or "", "experiment": experiment.name,
         "experiment_id": info.experiment_id, "status": info.status,
@@ -176,10 +175,18 @@ def read_run(client: Any, run_id: str) -> dict[str, Any]:
         "findings": findings, "findings_error": findings_error,
         "claims": run_claim_rows(run, uri),
         "report": {"artifact_uri": f"{info.artifact_uri.rstrip('/')}/{REPORT_ARTIFACT}",
-                   "location": _location(f"{info.artifact_uri.rstrip('/')}/{REPORT_ARTIFACT}"),
-                   "exists": REPORT_ARTIFACT in listed, "error": list_error},
-        "tracking_uri": uri, "ui_command": ui_command, "url_path": url_path, "url": url,
+                   "location": look["report"], "exists": REPORT_ARTIFACT in listed, "error": list_error},
+        "tracking_uri": uri, "ui_command": look["ui_command"], "url_path": look["url_path"], "url": look["url"],
     }
+
+
+def where_to_look(tracking_uri: str, experiment_id: str, run_id: str, artifact_uri: str) -> dict[str, str | None]:
+    """Where a run's report is (a local path when the artifact store is local), the command that
+    serves its store in MLflow's UI (None for a server) and the run's address there."""
+    url_path = f"#/experiments/{experiment_id}/runs/{run_id}"
+    ui_command, url = _ui(tracking_uri, url_path)
+    return {"report": _location(f"{artifact_uri.rstrip('/')}/{REPORT_ARTIFACT}"), "ui_command": ui_command,
+            "url_path": url_path, "url": url}
 
 
 def _artifact_names(client: Any, run_id: str) -> tuple[set[str], str | None]:

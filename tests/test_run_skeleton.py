@@ -72,6 +72,10 @@ def test_a_finished_run_is_tagged_measured_and_leaves_no_checkpoints(tracking_ur
     # Readable at a glance in the runs list: entry point, health and seed.
     assert got.info.run_name == "toy_a-ok-seed0" and got.data.tags["fixlab.document_title"] == "Document toy.txt"
     assert "learns" in got.data.tags["mlflow.note.content"]
+    # The terminal says where to look next: the run, its report, the command that opens it.
+    text = summary.text()
+    assert f"run toy_a-ok-seed0 ({run.run_id})" in text and "fixlab/report.html" in text
+    assert "mlflow ui --backend-store-uri sqlite:////" in text and f"/runs/{run.run_id}" in text
 
 
 def test_a_run_that_fails_keeps_its_folder_and_config_for_resume(tracking_uri, spec, checkpoints) -> None:

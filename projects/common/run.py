@@ -27,6 +27,8 @@ from mlflow_plugins.claims import claims_html, evaluate, load_claims, log_claims
 from mlflow_plugins.findings import NO_CODES, Finding, finding_codes, overall_health
 from mlflow_plugins.recording import LoggedSteps
 from mlflow_plugins.registry import RegistrationResult
+from mlflow_plugins.report_command import where_to_look
+from mlflow_plugins.store import tracking_uri
 from mlflow_plugins.run_record import RunReport, run_report
 from projects.common.config import RunConfig
 from projects.common.entry import RunSummary
@@ -144,12 +146,14 @@ def finish_run(run: ProjectRun, *, findings: Sequence[Finding], metrics: Mapping
                                      or register(health != "critical"))
     if run.named:
         _rename(run.run_id, run_name(config.entry_point, config.seed, health))
+    info = mlflow.MlflowClient().get_run(run.run_id).info
     return RunSummary(
         project=spec.name, registered_model=spec.registered_model, run_id=run.run_id,
         variant=config.entry_point, metrics=measured, headline=list(headline), health=health,
         findings=[code for code in finding_codes(findings).split(",") if code != NO_CODES],
         claims=[(r.claim.id, r.claim.expected, r.measured, r.verdict) for r in results],
-        registered_version=registration.version, registration=registration.reason)
+        registered_version=registration.version, registration=registration.reason, run_name=info.run_name,
+        look=where_to_look(tracking_uri(), info.experiment_id, run.run_id, info.artifact_uri))
 
 
 def _ours(name: str | None, config: RunConfig) -> bool:
