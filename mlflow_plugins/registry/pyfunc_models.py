@@ -12,12 +12,14 @@ Registration (tags, the gate, the ``champion`` alias) is `gate.register_logged_m
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from importlib import import_module
 from pathlib import Path
-from typing import Any, Collection, Sequence
+from typing import Any, Collection, Iterator, Sequence
 
 from .fetch import model_files, quiet_downloads
 from .gate import (
@@ -94,11 +96,28 @@ def log_data_model(loader_module: str, data_path: str | os.PathLike[str], *, run
         data = Path(tmp) / Path(DATA_DIR).name  # MLflow keeps the directory's name under data/
         shutil.copytree(data_path, data)
         with tracking(tracking_uri):
-            # `Model.log` rather than `pyfunc.log_model`: only the former takes a run_id.
-            info = Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc, loader_module=loader_module,
-                             data_path=str(data), signature=signature, input_example=input_example,
-                             pip_requirements=list(pip_requirements), run_id=run_id)
+            # `Model.log` rather than `pyfunc.log_model`: only the former takes a run_id. MLflow's
+            # INFO line "Validating input example against model signature" is off (a mismatch
+            # still raises); its warnings still show.
+            with quiet_info("mlflow.pyfunc"):
+                info = Model.log(artifact_path=None, name=MODEL_NAME, flavor=mlflow.pyfunc,
+                                 loader_module=loader_module, data_path=str(data), signature=signature,
+                                 input_example=input_example, pip_requirements=list(pip_requirements),
+                                 run_id=run_id)
     return info.model_id
+
+
+@contextmanager
+def quiet_info(name: str) -> Iterator[None]:
+    """The logger `name` at WARNING or above for the block (its INFO lines off), then as it was."""
+    logger = logging.getLogger(name)
+    previous = logger.level
+    if logger.getEffectiveLevel() < logging.WARNING:
+        logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
 
 
 def load_pyfunc(uri: str, tracking_uri: str | None = None,

@@ -33,16 +33,26 @@ class RunSummary:
     claims: list[tuple[str, str, float | None, str]] = field(default_factory=list)
     registered_version: int | None = None
     registration: str = ""
+    run_name: str = ""
+    # Where to look next (`report_command.where_to_look`): the report, `mlflow ui`, the run's address.
+    look: dict[str, str | None] = field(default_factory=dict)
 
     def text(self) -> str:
-        """A few lines: the run, its metrics, health, claim verdicts and registration."""
-        lines = [f"{self.project} {self.variant}: run {self.run_id}", *(f"  {h}" for h in self.headline),
+        """A few lines: the run, its metrics, health, claim verdicts, registration, where to look."""
+        lines = [f"{self.project} {self.variant}: run {self.run_name or self.run_id} ({self.run_id})",
+                 *(f"  {h}" for h in self.headline),
                  f"  health {self.health}; findings: {', '.join(self.findings) or 'none'}"]
         for cid, expected, measured, verdict in self.claims:
             shown = "n/a" if measured is None else f"{measured:.4g}"
             lines.append(f"  claim {cid}: expected {expected}, measured {shown} -> {verdict}")
         version = "not registered" if self.registered_version is None else f"version {self.registered_version}"
         lines.append(f"  model {self.registered_model}: {version} ({self.registration})")
+        if self.look.get("report"):
+            lines.append(f"  report   {self.look['report']}  (or: fixlab report {self.run_id})")
+        if self.look.get("ui_command"):
+            lines += [f"  open it  {self.look['ui_command']}", f"           then {self.look['url']}"]
+        elif self.look.get("url"):
+            lines.append(f"  open it  {self.look['url']}")
         return "\n".join(lines)
 
 
@@ -63,6 +73,8 @@ def run_entry(argv: Sequence[str] | None, *, prog: str, description: str, params
     except ParamError as error:
         _tag_rejected_run(error)
         return report_param_error(error, prog)
+    from projects.common.console import quiet_console  # standard library; Lightning's banners off
+    quiet_console()
     print(load_runner()(config).text())
     return 0
 

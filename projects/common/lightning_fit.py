@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import random
 import re
+import shutil
+import sys
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
@@ -21,15 +23,20 @@ import lightning as L
 import mlflow
 import numpy as np
 import torch
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint, TQDMProgressBar
+from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.loggers import MLFlowLogger
 
 from mlflow_plugins.recording import Recorder
 from projects.common.run import ProjectRun
 
-__all__ = ["FitResult", "RandomState", "RecorderLogger", "fit_and_test"]
+__all__ = ["FitResult", "OneLineProgressBar", "RandomState", "RecorderLogger", "bar_metrics", "fit_and_test"]
 
 LAST = "last.ckpt"
+#: Progress-bar metrics that hold the training loss, most current first (`self.log(..., on_step=True,
+#: on_epoch=True)` splits "train/loss" into "_step" and "_epoch").
+LOSS_KEYS = ("train/loss_step", "train/loss", "train/loss_epoch", "loss")
+BAR_WIDTH = 100  # the progress line's most characters
 
 
 @dataclass(frozen=True)
@@ -102,6 +109,58 @@ class RandomState(Callback):
         random.setstate((version, tuple(values), gauss))
 
 
+def bar_metrics(metrics: Mapping[str, Any], selection_metric: str) -> dict[str, Any]:
+    """What the progress bar shows of Lightning's progress-bar metrics: the training loss (as
+    "loss") and the selection metric, each when logged; nothing else (no `v_num`)."""
+    shown: dict[str, Any] = {}
+    loss = next((key for key in LOSS_KEYS if key in metrics), None)
+    if loss is not None:
+        shown["loss"] = metrics[loss]
+    if selection_metric in metrics:
+        shown[selection_metric] = metrics[selection_metric]
+    return shown
+
+
+class OneLineProgressBar(TQDMProgressBar):
+    """One progress line per phase, at most `width` characters: the epochs' bar (loss and the
+    selection metric; validation runs inside it, without a bar of its own, and so does the sanity
+    check) and the test's bar, which clears when testing ends.
+
+    Args:
+        selection_metric: the project's selection metric (e.g. "val/acc").
+        width: the most characters of the line (fewer on a narrower terminal).
+    """
+
+    def __init__(self, selection_metric: str, *, width: int = BAR_WIDTH) -> None:
+        super().__init__()
+        self.selection_metric = selection_metric
+        self.width = width
+
+    def get_metrics(self, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+        return bar_metrics(trainer.progress_bar_metrics, self.selection_metric)
+
+    def _bar(self, desc: str, *, leave: bool) -> Tqdm:
+        """A fixed-width bar on stdout (where Lightning's bars go)."""
+        columns = min(self.width, shutil.get_terminal_size((self.width, 24)).columns)
+        return Tqdm(desc=desc, position=2 * self.process_position, disable=self.is_disabled, leave=leave,
+                    ncols=columns, file=sys.stdout, smoothing=0, bar_format=self.BAR_FORMAT)
+
+    def init_train_tqdm(self) -> Tqdm:
+        return self._bar(self.train_description, leave=True)
+
+    def init_sanity_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+    def init_validation_tqdm(self) -> Tqdm:
+        return Tqdm(disable=True)
+
+    def init_test_tqdm(self) -> Tqdm:
+        return self._bar(self.test_description, leave=False)
+
+    def init_predict_tqdm(self) -> Tqdm:
+        return self._bar(self.predict_description, leave=False)
+
+
 def fit_and_test(run: ProjectRun, module: L.LightningModule, datamodule: L.LightningDataModule, *,
                  callbacks: Sequence[Callback] = ()) -> FitResult:
     """Fit `module` for `run.config.epochs` (continuing from the run's last checkpoint when it was
@@ -109,13 +168,16 @@ def fit_and_test(run: ProjectRun, module: L.LightningModule, datamodule: L.Light
 
     Args:
         callbacks: the project's callbacks (the fixlab diagnostics); their state is checkpointed.
+
+    The console shows one `OneLineProgressBar` line for the epochs and one, cleared at the end, for the test.
     """
     spec, config, folder = run.spec, run.config, run.folder
     best = ModelCheckpoint(dirpath=folder.path, filename="best", monitor=spec.selection_metric, mode=spec.mode,
                            save_top_k=1, save_last=True, save_on_train_epoch_end=True, enable_version_counter=False)
     logger = RecorderLogger(recorder=run.report.recorder, experiment_name=_experiment_name(run.run_id),
                             run_id=run.run_id, tracking_uri=mlflow.get_tracking_uri())
-    trainer = L.Trainer(max_epochs=config.epochs, logger=logger, callbacks=[*callbacks, RandomState(), best],
+    bar = OneLineProgressBar(spec.selection_metric)
+    trainer = L.Trainer(max_epochs=config.epochs, logger=logger, callbacks=[*callbacks, RandomState(), best, bar],
                         deterministic=True, log_every_n_steps=config.log_every, enable_model_summary=False,
                         default_root_dir=folder.path, accelerator="auto", devices=1)
     last = folder.file(LAST)

@@ -92,6 +92,9 @@ def _handler(args: argparse.Namespace) -> int:
         return 2
     if args.tracking_uri:
         mlflow.set_tracking_uri(args.tracking_uri)
+    from projects.common.console import quiet_console  # as for a run started by its entry script
+
+    quiet_console()
     try:
         summary = resume_run(args.run_id)
     except ResumeError as exc:
