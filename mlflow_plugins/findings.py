@@ -8,6 +8,14 @@ from enum import Enum
 from typing import Any, Iterable, Literal, Mapping, Sequence
 
 Health = Literal["ok", "warning", "critical"]
+HEALTHS: tuple[str, ...] = ("ok", "warning", "critical")
+
+
+def check_health(health: object) -> str:
+    """A run's health word, as the `fixlab.health` tag of runs and model versions holds it."""
+    if health not in HEALTHS:
+        raise ValueError(f"health={health!r} is not a health; allowed: {list(HEALTHS)}")
+    return str(health)
 
 
 class Severity(str, Enum):

@@ -23,24 +23,25 @@ from projects.common.spec import ProjectSpec
 # ------------------------------------------------------------------ the rule, pure
 
 
-GATE = [  # (value, healthy, evidence, greater_is_better) -> the refusals, in order
-    (0.9, True, Evidence(steps=3, baseline=0.5), True, []),
-    (0.9, True, Evidence(steps=2, baseline=0.5), True, ["2 steps observed, the diagnostics need 3"]),
-    (0.0, True, Evidence(steps=10, baseline=1 / 60), True, ["val/acc=0 does not beat the baseline 0.01667"]),
-    (0.5, True, Evidence(steps=10, baseline=0.5), True, ["val/acc=0.5 does not beat the baseline 0.5"]),
-    (1.2, True, Evidence(steps=10, baseline=1.0), False, ["val/acc=1.2 does not beat the baseline 1"]),
-    (0.8, True, Evidence(steps=10, baseline=1.0), False, []),
-    (0.9, True, Evidence(steps=10, baseline=math.nan), True, ["no baseline for val/acc is known"]),
-    (math.nan, True, Evidence(steps=10, baseline=0.5), True, ["val/acc=nan is not finite"]),
-    (0.1, False, Evidence(steps=0, baseline=0.5, steps_needed=5), True,
-     ["the run is unhealthy (a critical finding)", "0 steps observed, the diagnostics need 5",
+GATE = [  # (value, health, evidence, greater_is_better) -> the refusals, in order
+    (0.9, "ok", Evidence(steps=3, baseline=0.5), True, []),
+    (0.9, "warning", Evidence(steps=3, baseline=0.5), True, []),  # only a critical run is refused
+    (0.9, "ok", Evidence(steps=2, baseline=0.5), True, ["2 steps observed, the diagnostics need 3"]),
+    (0.0, "ok", Evidence(steps=10, baseline=1 / 60), True, ["val/acc=0 does not beat the baseline 0.01667"]),
+    (0.5, "ok", Evidence(steps=10, baseline=0.5), True, ["val/acc=0.5 does not beat the baseline 0.5"]),
+    (1.2, "ok", Evidence(steps=10, baseline=1.0), False, ["val/acc=1.2 does not beat the baseline 1"]),
+    (0.8, "ok", Evidence(steps=10, baseline=1.0), False, []),
+    (0.9, "ok", Evidence(steps=10, baseline=math.nan), True, ["no baseline for val/acc is known"]),
+    (math.nan, "ok", Evidence(steps=10, baseline=0.5), True, ["val/acc=nan is not finite"]),
+    (0.1, "critical", Evidence(steps=0, baseline=0.5, steps_needed=5), True,
+     ["the run's health is critical", "0 steps observed, the diagnostics need 5",
       "val/acc=0.1 does not beat the baseline 0.5"]),
 ]
 
 
-@pytest.mark.parametrize("value, healthy, evidence, greater_is_better, expected", GATE)
-def test_the_gate_refuses_without_evidence(value, healthy, evidence, greater_is_better, expected):
-    assert refusals(metric="val/acc", value=value, healthy=healthy, evidence=evidence,
+@pytest.mark.parametrize("value, health, evidence, greater_is_better, expected", GATE)
+def test_the_gate_refuses_without_evidence(value, health, evidence, greater_is_better, expected):
+    assert refusals(metric="val/acc", value=value, health=health, evidence=evidence,
                     greater_is_better=greater_is_better) == expected
 
 
@@ -97,7 +98,7 @@ def _tiny_net(seed: int = 0) -> ReprGradflowNet:
 
 
 def test_a_refused_version_says_why_in_its_tags(store):
-    kwargs = dict(project="gated", metric="val/acc", healthy=True, input_example=torch.randn(2, 20, 3))
+    kwargs = dict(project="gated", metric="val/acc", health="ok", input_example=torch.randn(2, 20, 3))
     refused = register_checkpoint(_tiny_net(), run_id=_new_run(), value=0.0,
                                   evidence=Evidence(steps=2, baseline=1 / 60), **kwargs)
     assert (refused.version, refused.became_champion) == (1, False)
@@ -105,7 +106,7 @@ def test_a_refused_version_says_why_in_its_tags(store):
     assert tags["fixlab.gate"] == refused.reason == ("refused: 2 steps observed, the diagnostics need 3; "
                                                      "val/acc=0 does not beat the baseline 0.01667")
     assert (tags["fixlab.steps_observed"], tags["fixlab.steps_needed"]) == ("2", "3")
-    assert float(tags["fixlab.baseline"]) == 1 / 60 and tags["fixlab.health"] == "healthy"
+    assert float(tags["fixlab.baseline"]) == 1 / 60 and tags["fixlab.health"] == "ok"
     with pytest.raises(ValueError, match=r"has no 'champion' alias: no version has passed the gate"):
         load_champion("gated")
 
@@ -164,7 +165,7 @@ def test_cpc_register_reads_steps_and_the_auc_baseline(store, last_step, auc, ve
     with mlflow.start_run(experiment_id=mlflow.set_experiment(f"gate_cpc_{last_step}").experiment_id) as run:
         pass
     data = RunData(_windows(8), _windows(4), _windows(4), "test", False)
-    result = _register(graphdef, params, rest, data, run.info.run_id, last_step, 3, {"best/val_auc": auc}, True)
+    result = _register(graphdef, params, rest, data, run.info.run_id, last_step, 3, {"best/val_auc": auc}, "ok")
     assert result.reason == verdict and result.became_champion == verdict.startswith("champion")
     if result.became_champion:
         x = _windows(3).x
@@ -193,7 +194,7 @@ def test_load_champion_uses_only_the_tracking_uri_it_is_given(store, untouched_p
     default = mlflow.get_tracking_uri()
     assert default != store
     model = _tiny_net(3)
-    register_checkpoint(model, project="elsewhere", run_id=run_id, metric="val/acc", value=0.9, healthy=True,
+    register_checkpoint(model, project="elsewhere", run_id=run_id, metric="val/acc", value=0.9, health="ok",
                         evidence=Evidence(steps=5, baseline=0.25), input_example=torch.randn(2, 20, 3),
                         tracking_uri=store)
     assert "MLFLOW_TRACKING_URI" not in os.environ  # registering left the process-wide URI unset

@@ -55,9 +55,9 @@ def new_run() -> str:
     return run.info.run_id
 
 
-def register(project: str, value: float, healthy: bool = True, evidence: Evidence = PASSING, **kwargs):
+def register(project: str, value: float, health: str = "ok", evidence: Evidence = PASSING, **kwargs):
     return register_checkpoint(tiny_net(int(value * 1000)), project=project, run_id=new_run(), metric="val/acc",
-                               value=value, healthy=healthy, evidence=evidence, input_example=EXAMPLE, **kwargs)
+                               value=value, health=health, evidence=evidence, input_example=EXAMPLE, **kwargs)
 
 
 def champion_version(project: str) -> int:
@@ -78,18 +78,18 @@ def test_champion_moves_only_for_runs_that_pass_the_gate_and_beat_it(tracking):
     assert worse.reason.startswith("kept v2: val/acc=0.6 does not beat champion v2")
     assert champion_version("alpha") == 2
 
-    unhealthy = register("alpha", 0.90, healthy=False)
+    unhealthy = register("alpha", 0.90, health="critical")
     assert (unhealthy.version, unhealthy.became_champion) == (4, False)
-    assert unhealthy.reason == "refused: the run is unhealthy (a critical finding)"
+    assert unhealthy.reason == "refused: the run's health is critical"
     assert champion_version("alpha") == 2
     version = mlflow.MlflowClient().get_model_version("alpha", "4")
     assert version.tags["fixlab.gate"] == unhealthy.reason
-    assert version.tags["fixlab.health"] == "unhealthy"
+    assert version.tags["fixlab.health"] == "critical"
     assert version.tags["fixlab.metric.val/acc"] == "0.9"
     assert version.tags["fixlab.selection_metric"] == "val/acc"
     assert version.tags["fixlab.run_id"] == version.run_id
 
-    skipped = register("alpha", 0.95, healthy=False, register_refused=False)
+    skipped = register("alpha", 0.95, health="critical", register_refused=False)
     assert (skipped.version, skipped.became_champion) == (None, False)
     assert "not registered" in skipped.reason
     assert len(mlflow.MlflowClient().search_model_versions("name='alpha'")) == 4
@@ -107,7 +107,7 @@ def test_lower_is_better_and_model_left_as_found(tracking):
     model.reservoir.eval()  # a submodule's own mode survives too
     with mlflow.start_run() as run:  # registering from inside the active run works too
         result = register_checkpoint(model, project="beta", run_id=run.info.run_id, metric="val/acc", value=0.1,
-                                     healthy=False, evidence=lower, input_example=EXAMPLE)
+                                     health="critical", evidence=lower, input_example=EXAMPLE)
     assert result.version == 4 and not result.became_champion
     assert model.training and model.readout.training and not model.reservoir.training
     logged = mlflow.search_logged_models(filter_string=f"source_run_id = '{run.info.run_id}'", output_format="list")
@@ -115,7 +115,7 @@ def test_lower_is_better_and_model_left_as_found(tracking):
 
 
 def test_first_passing_version_after_a_refused_one_becomes_champion(tracking):
-    assert not register("gamma", 0.9, healthy=False).became_champion
+    assert not register("gamma", 0.9, health="critical").became_champion
     with pytest.raises(ValueError, match=r"registered model 'gamma' has no 'champion' alias"):
         load_champion("gamma")
     assert register("gamma", 0.3).became_champion
@@ -124,7 +124,7 @@ def test_first_passing_version_after_a_refused_one_becomes_champion(tracking):
 def test_load_champion_matches_the_original(tracking, tmp_path):
     model = tiny_net(7)
     result = register_checkpoint(model, project="delta", run_id=new_run(), metric="val/acc", value=0.5,
-                                 healthy=True, evidence=PASSING, input_example=EXAMPLE)
+                                 health="ok", evidence=PASSING, input_example=EXAMPLE)
     assert result.became_champion
     loaded = load_champion("delta", tracking_uri=tracking)
     assert type(loaded) is ReprGradflowNet and not loaded.training  # rebuilt from the installed class
@@ -180,7 +180,7 @@ class _LocalNet(torch.nn.Module):
 
 def test_register_rejects_bad_arguments(tracking):
     run_id = new_run()
-    kwargs = dict(project="p", run_id=run_id, metric="m", value=1.0, healthy=True, evidence=PASSING,
+    kwargs = dict(project="p", run_id=run_id, metric="m", value=1.0, health="ok", evidence=PASSING,
                   input_example=EXAMPLE)
     with pytest.raises(ValueError, match=r"project='' is invalid; allowed: a non-empty string"):
         register_checkpoint(tiny_net(), **{**kwargs, "project": ""})
@@ -188,6 +188,8 @@ def test_register_rejects_bad_arguments(tracking):
         register_checkpoint(tiny_net(), **{**kwargs, "input_example": [1.0]})
     with pytest.raises(ValueError, match=r"value='high' is not a number; allowed: a float"):
         register_checkpoint(tiny_net(), **{**kwargs, "value": "high"})
+    with pytest.raises(ValueError, match=r"health='healthy' is not a health; allowed: \['ok', 'warning', 'critical'\]"):
+        register_checkpoint(tiny_net(), **{**kwargs, "health": "healthy"})
     with pytest.raises(ValueError, match=r"evidence is a dict; allowed: an Evidence"):
         register_checkpoint(tiny_net(), **{**kwargs, "evidence": {"steps": 3}})
     with pytest.raises(ValueError, match=r"model is a dict; allowed: a torch.nn.Module"):

@@ -30,21 +30,21 @@ def tracking(module_store):
     return module_store
 
 
-def register(tmp_path, project: str, seed: int, value: float, healthy: bool = True):
+def register(tmp_path, project: str, seed: int, value: float, health: str = "ok"):
     """A detector with weights of `seed`, registered; returns (result, its direct predictions of EXAMPLE)."""
     data = serving.save(build_model(CFG, seed=seed), tmp_path / f"detector_{seed}")
     with mlflow.start_run() as run:
         pass
     result = register_pyfunc(serving.__name__, data, signature=SIGNATURE, input_example=EXAMPLE,
                              pip_requirements=["numpy"], project=project, run_id=run.info.run_id,
-                             metric="val/auc", value=value, healthy=healthy, evidence=PASSING)
+                             metric="val/auc", value=value, health=health, evidence=PASSING)
     return result, serving.load(data).predict(EXAMPLE)
 
 
 def test_champion_is_the_best_passing_version_and_loads_in_a_fresh_process(tracking, tmp_path):
     first, expected = register(tmp_path, "detector", 1, value=0.8)
     assert first.became_champion
-    assert not register(tmp_path, "detector", 2, value=0.9, healthy=False)[0].became_champion
+    assert not register(tmp_path, "detector", 2, value=0.9, health="critical")[0].became_champion
     assert not register(tmp_path, "detector", 3, value=0.7)[0].became_champion
     np.testing.assert_array_equal(load_champion_pyfunc("detector").predict(EXAMPLE), expected)
 
@@ -86,7 +86,7 @@ def test_missing_model_and_bad_arguments_are_one_line_errors(tracking, tmp_path)
     with mlflow.start_run() as run:
         pass
     kwargs = dict(signature=SIGNATURE, input_example=EXAMPLE, pip_requirements=[], project="p",
-                  run_id=run.info.run_id, metric="m", value=1.0, healthy=True, evidence=PASSING)
+                  run_id=run.info.run_id, metric="m", value=1.0, health="ok", evidence=PASSING)
     with pytest.raises(ValueError, match=r"data_path=.* is not a directory"):
         register_pyfunc(serving.__name__, tmp_path / "absent", **kwargs)
     for module, problem in (("mlflow.pyfunc.model", "is not allowed; allowed: a module inside"),

@@ -54,7 +54,7 @@ def _register_torch(tmp: Path) -> None:
     net = ReprGradflowNet(ReprNetConfig(n_channels=3, n_classes=4, reservoir_size=8, conv_channels=2,
                                         kernel_sizes=(3,)))
     register_checkpoint(net, project="tamper-torch", run_id=_new_run(), metric="val/acc", value=0.5,
-                        healthy=True, evidence=EVIDENCE, input_example=torch.randn(2, 20, 3))
+                        health="ok", evidence=EVIDENCE, input_example=torch.randn(2, 20, 3))
 
 
 def _register_detector(tmp: Path) -> None:
@@ -63,7 +63,7 @@ def _register_detector(tmp: Path) -> None:
     register_pyfunc(serving.__name__, serving.save(build_model(DETECTOR, seed=0), tmp / "detector"),
                     signature=signature, input_example=np.zeros((2, *WINDOW), np.float32),
                     pip_requirements=["numpy"], project="tamper-detector", run_id=_new_run(),
-                    metric="val/auc", value=0.7, healthy=True, evidence=EVIDENCE)
+                    metric="val/auc", value=0.7, health="ok", evidence=EVIDENCE)
 
 
 def _new_run() -> str:

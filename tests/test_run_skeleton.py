@@ -48,8 +48,8 @@ def checkpoints(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "ckpt"
 
 
-def _unregistered(healthy: bool) -> RegistrationResult:
-    return RegistrationResult("toy-model", None, False, f"not registered (healthy={healthy})")
+def _unregistered(health: str) -> RegistrationResult:
+    return RegistrationResult("toy-model", None, False, f"not registered (health={health})")
 
 
 def test_a_finished_run_is_tagged_measured_and_leaves_no_checkpoints(tracking_uri, spec, checkpoints) -> None:
@@ -66,7 +66,7 @@ def test_a_finished_run_is_tagged_measured_and_leaves_no_checkpoints(tracking_ur
     assert got.data.tags["fixlab.claim.learns"] == "reproduced"
     assert got.data.metrics["val/acc"] == 0.75 and "none" not in got.data.metrics
     assert summary.health == "ok" and summary.claims[0][3] == "reproduced"
-    assert summary.registration == "not registered (healthy=True)" and summary.metrics == {"val/acc": 0.75}
+    assert summary.registration == "not registered (health=ok)" and summary.metrics == {"val/acc": 0.75}
     report = Path(client.download_artifacts(summary.run_id, "fixlab/report.html"))
     assert "Claims of Document toy.txt" in report.read_text() and "More" in report.read_text()
     # Readable at a glance in the runs list: entry point, health and seed.
@@ -189,14 +189,14 @@ def test_the_registered_tag_says_what_became_of_the_model(tracking_uri, spec, ch
     client = mlflow.MlflowClient()
     with open_run(spec, ToyConfig()) as run:
         finish_run(run, findings=[], metrics={"val/acc": 0.75}, register=_unregistered, headline=[])
-    assert client.get_run(run.run_id).data.tags["fixlab.registered"] == "false: not registered (healthy=True)"
+    assert client.get_run(run.run_id).data.tags["fixlab.registered"] == "false: not registered (health=ok)"
 
     with open_run(spec, ToyConfig()) as run:
         finish_run(run, findings=[], metrics={"val/acc": 0.75}, headline=[],
-                   register=lambda healthy: RegistrationResult("toy-model", 3, True, "became champion"))
+                   register=lambda health: RegistrationResult("toy-model", 3, True, "became champion"))
     assert client.get_run(run.run_id).data.tags["fixlab.registered"] == "true: version 3 (became champion)"
 
-    def outage(healthy: bool) -> RegistrationResult:
+    def outage(health: str) -> RegistrationResult:
         raise ConnectionError("tracking server unreachable\nretries exhausted")
 
     with pytest.raises(ConnectionError):

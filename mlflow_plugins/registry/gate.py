@@ -2,7 +2,7 @@
 
 The alias ``champion`` moves only to a version whose run passes the gate and beats the current
 champion on the project's selection metric (DESIGN.md, "MLflow conventions" -> Registry). A run
-passes the gate when it is healthy *and* shows the evidence a verdict needs: its diagnostics
+passes the gate when its health is not critical *and* it shows the evidence a verdict needs: its diagnostics
 observed enough optimizer steps to judge (a 2-step run cannot have tripped a 3-step rule), and its
 selection metric beats a stated baseline (chance level, or the project's floor). A refused run is
 registered without the alias, or not at all (``register_refused=False``); the version's
@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from ..findings import check_health
 from ..paging import all_pages
 from ..thresholds import Thresholds
 
@@ -93,12 +94,12 @@ def _beats(value: float, other: float, greater_is_better: bool) -> bool:
     return value > other if greater_is_better else value < other
 
 
-def refusals(*, metric: str, value: float, healthy: bool, evidence: Evidence,
+def refusals(*, metric: str, value: float, health: str, evidence: Evidence,
              greater_is_better: bool) -> list[str]:
     """Why the gate refuses the alias to this run (empty: it passes), one clause per reason."""
     reasons = []
-    if not healthy:
-        reasons.append("the run is unhealthy (a critical finding)")
+    if check_health(health) == "critical":
+        reasons.append("the run's health is critical")
     if evidence.steps < evidence.steps_needed:
         reasons.append(f"{evidence.steps} steps observed, the diagnostics need {evidence.steps_needed}")
     if not math.isfinite(value):
@@ -149,8 +150,9 @@ def _champion_version(client: Any, project: str) -> Any | None:
         return None
 
 
-def check_common_args(*, project: Any, run_id: Any, metric: Any, value: Any, evidence: Any) -> float:
+def check_common_args(*, project: Any, run_id: Any, metric: Any, value: Any, health: Any, evidence: Any) -> float:
     """Validate the arguments every flavor's register function takes; returns `value` as a float."""
+    check_health(health)
     for name, text in (("project", project), ("run_id", run_id), ("metric", metric)):
         if not isinstance(text, str) or not text.strip():
             raise ValueError(f"{name}={text!r} is invalid; allowed: a non-empty string")
@@ -182,16 +184,16 @@ def existing_run(run_id: str, tracking_uri: str | None) -> Any:
 
 
 def register_logged_model(client: Any, model_id: str, *, project: str, run_id: str, metric: str,
-                          value: float, healthy: bool, evidence: Evidence, greater_is_better: bool = True,
+                          value: float, health: str, evidence: Evidence, greater_is_better: bool = True,
                           register_refused: bool = True) -> RegistrationResult:
     """Register the logged model `model_id` under `project`, tagged, moving the alias honestly.
 
     The version is tagged ``fixlab.gate`` (the verdict: ``champion: ...``, ``kept vN: ...`` or
-    ``refused: ...``), ``fixlab.health`` (``healthy``/``unhealthy``), ``fixlab.selection_metric``,
+    ``refused: ...``), ``fixlab.health`` (the run's: ``ok``/``warning``/``critical``), ``fixlab.selection_metric``,
     ``fixlab.metric.<metric>`` (the value), ``fixlab.steps_observed``, ``fixlab.steps_needed``,
     ``fixlab.baseline`` and ``fixlab.run_id``.
     """
-    refused = refusals(metric=metric, value=value, healthy=healthy, evidence=evidence,
+    refused = refusals(metric=metric, value=value, health=health, evidence=evidence,
                        greater_is_better=greater_is_better)
     if refused:
         crown, verdict = False, "refused: " + "; ".join(refused)
@@ -201,7 +203,7 @@ def register_logged_model(client: Any, model_id: str, *, project: str, run_id: s
     else:
         crown, verdict = _against_champion(client, project, metric, value, greater_is_better)
     _ensure_registered_model(client, project)
-    tags = {GATE_TAG: verdict, HEALTH_TAG: "healthy" if healthy else "unhealthy", METRIC_TAG: metric,
+    tags = {GATE_TAG: verdict, HEALTH_TAG: health, METRIC_TAG: metric,
             metric_tag(metric): repr(value), STEPS_TAG: str(evidence.steps),
             STEPS_NEEDED_TAG: str(evidence.steps_needed), BASELINE_TAG: repr(evidence.baseline), RUN_TAG: run_id}
     with tracking(client.tracking_uri):  # MLflow's SQL registry resolves models:/<id> with the global URI

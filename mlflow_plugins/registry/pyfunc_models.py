@@ -37,7 +37,7 @@ from .mlmodel_check import DATA_DIR, TRUSTED_PACKAGES, check_mlmodel, trusted
 
 def register_pyfunc(loader_module: str, data_path: str | os.PathLike[str], *, signature: Any, input_example: Any,
                     pip_requirements: Sequence[str], project: str, run_id: str, metric: str, value: float,
-                    healthy: bool, evidence: Evidence, greater_is_better: bool = True,
+                    health: str, evidence: Evidence, greater_is_better: bool = True,
                     register_refused: bool = True, tracking_uri: str | None = None) -> RegistrationResult:
     """Log the data in `data_path` to the run as pyfunc "model" loaded by `loader_module`, and
     register it under `project` behind the gate.
@@ -50,14 +50,15 @@ def register_pyfunc(loader_module: str, data_path: str | os.PathLike[str], *, si
         input_example: one batch the model accepts (numpy).
         pip_requirements: pinned requirements (pinning skips MLflow's inference, which would
             load the model in a subprocess).
-        project, run_id, metric, value, healthy, evidence, greater_is_better, register_refused,
+        project, run_id, metric, value, health, evidence, greater_is_better, register_refused,
         tracking_uri: as for `register_checkpoint`.
 
     Raises:
         ValueError: a bad argument, a loader module outside the installed packages, a missing
             data directory, or a run that does not exist.
     """
-    value = check_common_args(project=project, run_id=run_id, metric=metric, value=value, evidence=evidence)
+    value = check_common_args(project=project, run_id=run_id, metric=metric, value=value, health=health,
+                              evidence=evidence)
     check_loader_module(loader_module)
     if not Path(data_path).is_dir():
         raise ValueError(f"data_path={str(data_path)!r} is not a directory; allowed: an existing directory "
@@ -67,7 +68,7 @@ def register_pyfunc(loader_module: str, data_path: str | os.PathLike[str], *, si
                               input_example=input_example, pip_requirements=pip_requirements,
                               tracking_uri=tracking_uri)
     return register_logged_model(client, model_id, project=project, run_id=run_id, metric=metric, value=value,
-                                 healthy=healthy, evidence=evidence, greater_is_better=greater_is_better,
+                                 health=health, evidence=evidence, greater_is_better=greater_is_better,
                                  register_refused=register_refused)
 
 

@@ -11,7 +11,7 @@ Registration itself (the gate, tags, the ``champion`` alias) is `gate.register_l
 
 Example:
     >>> result = register_checkpoint(module.net, project="repr-gradflow", run_id=run.info.run_id,
-    ...                              metric="val/acc", value=0.91, healthy=True,
+    ...                              metric="val/acc", value=0.91, health="ok",
     ...                              evidence=Evidence(steps=trainer.global_step, baseline=1 / 60),
     ...                              input_example=batch[:4])
     >>> result.became_champion, result.reason
@@ -53,7 +53,7 @@ def register_checkpoint(
     run_id: str,
     metric: str,
     value: float,
-    healthy: bool,
+    health: str,
     evidence: Evidence,
     input_example: torch.Tensor,
     greater_is_better: bool = True,
@@ -74,7 +74,8 @@ def register_checkpoint(
         metric: the project's selection metric; ``value`` is this run's value of it.
         value: compared with the baseline and the champion's tagged value; a non-finite value
             never wins.
-        healthy: the run's health verdict (no critical finding).
+        health: the run's health, "ok", "warning" or "critical" (`fixlab.health`); a critical run
+            never gets the alias.
         evidence: the steps the diagnostics observed and the baseline `metric` must beat.
         input_example: one batch the model accepts; its batch dimension becomes -1 in the signature.
         greater_is_better: direction of `metric`.
@@ -85,7 +86,7 @@ def register_checkpoint(
         ValueError: a bad argument, a model that cannot be rebuilt from its data, or a run that
             does not exist.
     """
-    value = _check_args(model, project=project, run_id=run_id, metric=metric, value=value,
+    value = _check_args(model, project=project, run_id=run_id, metric=metric, value=value, health=health,
                         evidence=evidence, input_example=input_example)
     client = existing_run(run_id, tracking_uri)
     with tempfile.TemporaryDirectory(prefix="fixlab_torch_") as tmp:
@@ -97,16 +98,17 @@ def register_checkpoint(
                                   pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
                                   tracking_uri=tracking_uri)
     return register_logged_model(client, model_id, project=project, run_id=run_id, metric=metric,
-                                 value=value, healthy=healthy, evidence=evidence,
+                                 value=value, health=health, evidence=evidence,
                                  greater_is_better=greater_is_better, register_refused=register_refused)
 
 
-def _check_args(model: Any, *, project: Any, run_id: Any, metric: Any, value: Any, evidence: Any,
+def _check_args(model: Any, *, project: Any, run_id: Any, metric: Any, value: Any, health: Any, evidence: Any,
                 input_example: Any) -> float:
     """Validate register_checkpoint's arguments; returns `value` as a float."""
     if not isinstance(model, torch.nn.Module):
         raise ValueError(f"model is a {type(model).__name__}; allowed: a torch.nn.Module")
-    value = check_common_args(project=project, run_id=run_id, metric=metric, value=value, evidence=evidence)
+    value = check_common_args(project=project, run_id=run_id, metric=metric, value=value, health=health,
+                              evidence=evidence)
     if not isinstance(input_example, torch.Tensor):
         raise ValueError(f"input_example is a {type(input_example).__name__}; "
                          "allowed: a torch.Tensor")

@@ -119,15 +119,15 @@ def open_run(spec: ProjectSpec, config: RunConfig, *, resume: str | None = None)
 
 
 def finish_run(run: ProjectRun, *, findings: Sequence[Finding], metrics: Mapping[str, float | None],
-               register: Callable[[bool], RegistrationResult], headline: Sequence[str],
+               register: Callable[[str], RegistrationResult], headline: Sequence[str],
                sections: Mapping[str, str] | None = None) -> RunSummary:
     """The run's tail: health, the document's claims, report sections, registration, summary.
 
     Args:
         findings: every finding of the run's monitors and callbacks.
         metrics: the measured values the claims may name (None: not measured).
-        register: logs and registers the model; given whether the run is healthy (not critical),
-            which decides the `champion` alias. Not called again for a continued run that has
+        register: logs and registers the model; given the run's health ("ok", "warning",
+            "critical"), which the version is tagged with and which decides the `champion` alias. Not called again for a continued run that has
             already registered its model.
         headline: the project's own lines for the terminal.
         sections: more HTML sections for the report, by title (shown after the claims).
@@ -143,7 +143,7 @@ def finish_run(run: ProjectRun, *, findings: Sequence[Finding], metrics: Mapping
     for title, html in (sections or {}).items():
         run.report.add_section(title, html)
     registration = _register_and_tag(run, lambda: (_registered(spec, run.run_id) if run.resumed else None)
-                                     or register(health != "critical"))
+                                     or register(health))
     if run.named:
         _rename(run.run_id, run_name(config.entry_point, config.seed, health))
     info = mlflow.MlflowClient().get_run(run.run_id).info

@@ -235,9 +235,9 @@ def train_and_evaluate(config: CpcGwConfig, progress: bool = True, *, resume: st
         run.log_metrics(metrics)
         return finish_run(
             run, findings=monitor.findings, metrics=metrics, headline=headline(metrics),
-            register=lambda healthy: _register(graphdef, state.best_params, rest, data, run.run_id, state.step,
+            register=lambda health: _register(graphdef, state.best_params, rest, data, run.run_id, state.step,
                                                steps_needed(monitor.t),
-                                               metrics, healthy),
+                                               metrics, health),
             sections=_report_sections(run.run_id))
 
 
@@ -288,7 +288,7 @@ def _efficiency_curves(probs: np.ndarray, test: Windows, metrics: dict[str, floa
 
 
 def _register(graphdef: Any, params: Any, rest: Any, data: RunData, run_id: str, steps: int, needed: int,
-              metrics: dict[str, float], healthy: bool) -> RegistrationResult:
+              metrics: dict[str, float], health: str) -> RegistrationResult:
     """The best parameters as pyfunc `cpc-snn-gw`: data only (config JSON + msgpack weights) for the
     installed loader `projects.cpc_snn_gw.serving`, behind the gate: the `steps` the JAX monitor observed
     (of the `needed` its rules need to judge) and best/val_auc against chance (0.5)."""
@@ -309,7 +309,7 @@ def _register(graphdef: Any, params: Any, rest: Any, data: RunData, run_id: str,
             serving.__name__, serving.save(model, Path(tmp) / "model"), signature=signature,
             input_example=data.test.x[:2], project=SPEC.registered_model, run_id=run_id,
             metric=SPEC.selection_metric, value=metrics.get(SPEC.selection_metric, math.nan),
-            greater_is_better=SPEC.greater_is_better, healthy=healthy, evidence=evidence,
+            greater_is_better=SPEC.greater_is_better, health=health, evidence=evidence,
             pip_requirements=[f"jax=={jax.__version__}", f"flax=={flax.__version__}", f"mlflow=={mlflow.__version__}",
                               "numpy"],
             tracking_uri=tracking_uri)

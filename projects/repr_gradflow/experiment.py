@@ -78,7 +78,7 @@ def train_and_evaluate(config: ReprGradflowConfig, *, resume: str | None = None)
             **{f"optimizer_params/{k}": v for k, v in coverage.items()},  # fix 6: what Adam holds
         })
 
-        def register(healthy: bool):
+        def register(health: str):
             """The best weights (tested above) as `repr-gradflow`: ReprGradflowNet's config and state dict,
             behind the gate: the steps the gradient callback observed, and val/acc against chance."""
             evidence = Evidence(steps=fit.trainer.global_step, baseline=SPEC.baseline_value(metrics),
@@ -86,7 +86,7 @@ def train_and_evaluate(config: ReprGradflowConfig, *, resume: str | None = None)
             return register_checkpoint(
                 module.net, project=SPEC.registered_model, run_id=run.run_id,
                 metric=SPEC.selection_metric, value=math.nan if metrics["val/acc"] is None else metrics["val/acc"],
-                greater_is_better=SPEC.greater_is_better, healthy=healthy, evidence=evidence,
+                greater_is_better=SPEC.greater_is_better, health=health, evidence=evidence,
                 input_example=torch.from_numpy(datamodule.example_input(2)), tracking_uri=mlflow.get_tracking_uri())
 
         measured = {k: v for k, v in metrics.items() if v is not None}
