@@ -81,6 +81,16 @@ def test_a_missing_store_is_refused_in_one_line_and_not_created(command, given, 
     assert os.listdir(elsewhere) == [] and not missing.parent.joinpath("mlflow.db").exists()
 
 
+@pytest.mark.parametrize("load", ["load_pyfunc", "load_champion_pyfunc", "load_champion"])
+def test_the_safe_loaders_refuse_a_missing_store_and_create_none(load, elsewhere):
+    import mlflow_plugins.registry as registry
+
+    argument = "models:/cpc-snn-gw@champion" if load == "load_pyfunc" else "cpc-snn-gw"
+    with pytest.raises(ValueError, match=f"tracking store {elsewhere / 'mlflow.db'} does not exist"):
+        getattr(registry, load)(argument)
+    assert os.listdir(elsewhere) == []
+
+
 class _Length(mlflow.pyfunc.PythonModel):
     def predict(self, context, model_input: list[int], params=None) -> list[int]:
         return [len(model_input)]

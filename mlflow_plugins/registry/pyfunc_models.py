@@ -21,6 +21,7 @@ from importlib import import_module
 from pathlib import Path
 from typing import Any, Collection, Iterator, Sequence
 
+from ..store import checked_store
 from .fetch import model_files, quiet_downloads
 from .gate import (
     MODEL_NAME,
@@ -142,7 +143,7 @@ def load_pyfunc(uri: str, tracking_uri: str | None = None,
     import mlflow.pyfunc
     from mlflow.exceptions import MlflowException
 
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri=checked_store(tracking_uri))  # never creates a store
     with tempfile.TemporaryDirectory(prefix="fixlab_model_") as tmp:
         local = model_files(client, uri, tmp)
         try:
@@ -168,7 +169,7 @@ def load_champion_pyfunc(project: str, tracking_uri: str | None = None,
     """
     import mlflow
 
-    version = champion(mlflow.MlflowClient(tracking_uri=tracking_uri), project)
+    version = champion(mlflow.MlflowClient(tracking_uri=checked_store(tracking_uri)), project)
     return load_pyfunc(f"models:/{project}/{version.version}", tracking_uri, loader_modules)
 
 

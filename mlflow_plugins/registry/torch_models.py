@@ -28,6 +28,7 @@ from typing import Any, Iterator
 import numpy as np
 import torch
 
+from ..store import checked_store
 from . import torch_format
 from .fetch import model_files
 from .gate import (
@@ -177,7 +178,7 @@ def load_champion(project: str, tracking_uri: str | None = None) -> torch.nn.Mod
     """
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+    client = mlflow.MlflowClient(tracking_uri=checked_store(tracking_uri))  # never creates a store
     version = champion(client, project)
     label = f"{CHAMPION} v{version.version} of {project!r}"
     with tempfile.TemporaryDirectory(prefix="fixlab_model_") as tmp:
