@@ -16,7 +16,6 @@ __all__ = ["NOTE_TAG", "MARK", "run_note", "ours"]
 
 NOTE_TAG = "mlflow.note.content"
 MARK = "<!-- written by fixlab -->"
-_ICON = {"ok": "🟢", "warning": "🟠", "critical": "🔴"}
 _RANK = {Severity.CRITICAL: 0, Severity.WARNING: 1, Severity.INFO: 2}
 
 
@@ -29,7 +28,7 @@ def run_note(health: str, findings: Sequence[Finding], *, outcome: str | None = 
         lines: more markdown lines (a project's claim verdicts), shown after the findings.
         report: the artifact path of the full report, named at the end.
     """
-    out = [f"**fixlab health: {_ICON.get(health, '')} {health}**"]
+    out = [f"**fixlab health: {health}**"]
     if outcome and outcome != "finished":
         out.append(f"Outcome: {outcome}")
     by_code: dict[str, list[Finding]] = {}
@@ -40,8 +39,8 @@ def run_note(health: str, findings: Sequence[Finding], *, outcome: str | None = 
     for code, group in by_code.items():
         names = ", ".join(f"`{f.where}`" for f in group[:places_shown])
         more = f" and {len(group) - places_shown} more" if len(group) > places_shown else ""
-        cited = f" *({group[0].document.split(':')[0]})*" if group[0].document else ""
-        out.append(f"- **{code}** ({group[0].severity.value}) at {names}{more}: {group[0].message}{cited}")
+        cited = f" Reproduces {group[0].document.split(':')[0]}." if group[0].document else ""
+        out.append(f"- **{code}** ({group[0].severity.value}) at {names}{more}: {group[0].message}.{cited}")
     if not by_code:
         out.append("No findings: gradients, non-finite checks and normalizations looked healthy.")
     if lines:
