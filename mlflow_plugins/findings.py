@@ -43,7 +43,8 @@ class CodeInfo:
 CODES: Mapping[str, CodeInfo] = {
     "GRAD_NEVER_UPDATED": CodeInfo(
         Severity.CRITICAL,
-        "a parameter the optimizer holds got no gradient (None or all-zero) for K steps",
+        "a parameter the optimizer holds got no gradient (None or all-zero) for several consecutive "
+        "optimizer steps (never_updated_steps, 3 by default)",
         "no gradient (None or all-zero) in {steps_without_gradient} consecutive optimizer steps, "
         "steps {step} to {last_step}",
         "Find where the gradient stops: a torch.no_grad() block, .detach(), a round trip through "

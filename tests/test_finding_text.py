@@ -18,6 +18,7 @@ def test_no_builtin_text_names_a_document():
     for code, info in CODES.items():
         for text in (info.meaning, info.says, info.hint):
             assert "Document" not in text and "document 0" not in text.lower(), (code, text)
+            assert " K " not in f" {text} ", (code, text)  # every count is filled in or named
 
 
 def test_the_message_fills_in_count_and_steps_from_the_evidence():
