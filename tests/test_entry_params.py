@@ -208,6 +208,22 @@ def test_tracked_run_marks_sigterm_killed(standalone: str) -> None:
     assert signal.getsignal(signal.SIGTERM) == before
 
 
+def test_a_repeated_signal_does_not_cut_off_closing_the_run(standalone: str) -> None:
+    """A scheduler's second SIGTERM (or Ctrl-C pressed again) arrives while the run is being closed:
+    only the first interrupts, so the cleanup that follows it runs to the end."""
+    import signal
+
+    cleaned = []
+    with pytest.raises(KeyboardInterrupt):
+        with tracked_run(experiment="t", tags={}) as run:
+            try:
+                os.kill(os.getpid(), signal.SIGTERM)
+            finally:
+                os.kill(os.getpid(), signal.SIGTERM)  # the repeat, during cleanup
+                cleaned.append(True)
+    assert cleaned == [True] and _status(run.info.run_id) == "KILLED"
+
+
 def test_tracked_run_marks_a_signal_killed_when_a_library_turns_it_into_an_exit(standalone: str) -> None:
     """Lightning catches the interrupt, shuts down and exits with 1: still a stop, not a failure."""
     import signal

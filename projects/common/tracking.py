@@ -123,13 +123,18 @@ def _signals_as_interrupt(stopped: list[int]) -> dict[int, Any]:
     """Turn SIGTERM (a killed job, a timeout) and Ctrl-C into KeyboardInterrupt, so the run ends
     KILLED instead of staying RUNNING; the signal is appended to `stopped`, which also tells a
     stop apart from a failure when a library converts the interrupt (Lightning exits with 1).
-    Returns the previous handlers (none off the main thread)."""
+    Only the first signal interrupts: a repeat (a job scheduler's second SIGTERM, Ctrl-C pressed
+    again) arrives while the run is being closed, and must not cut off the writing of its report
+    and outcome; SIGKILL still ends the process at once. Returns the previous handlers (none off
+    the main thread)."""
     if threading.current_thread() is not threading.main_thread():
         return {}
 
     def interrupt(signum: int, frame: Any) -> None:
+        first = not stopped
         stopped.append(signum)
-        raise KeyboardInterrupt(f"signal {signum}")
+        if first:
+            raise KeyboardInterrupt(f"signal {signum}")
 
     return {signum: signal.signal(signum, interrupt) for signum in (signal.SIGTERM, signal.SIGINT)}
 
