@@ -85,7 +85,7 @@ def test_users_rules_on_the_jax_monitor(tracking_uri):
         again.log_metrics({"val/acc": 0.1}, step=0, epoch=0)
         again.log_metrics({"val/acc": 0.2}, step=10, epoch=1)
     assert [(f.code, f.severity.value) for f in again.findings] == [("NOT_LEARNING", "critical")]
-    assert "NORM_BELOW_1E3" in mlflow.MlflowClient().get_run(run.info.run_id).data.tags["fixlab.findings"]
+    assert "NORM_BELOW_1E3" in mlflow.MlflowClient().get_run(run.info.run_id).data.tags["fixlab.info"]
 
 
 def test_jax_monitor_state_round_trip():
