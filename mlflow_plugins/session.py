@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .analysis import MetricValue, RuleSet
-from .analysis.rule import Rule, one_line
+from .analysis.rule import Rule
 from .findings import Finding, Severity, announcement
+from .outcome import error_line
 from .run_record import RunReport
 from .thresholds import Policy
 
@@ -113,9 +114,9 @@ class Session:
             raise
         except Exception as error:  # noqa: BLE001
             where = what or self.owner
-            warnings.warn(f"fixlab: {where} failed and was skipped: {one_line(error)}",
+            warnings.warn(f"fixlab: {where} failed and was skipped: {error_line(error)}",
                           RuntimeWarning, stacklevel=3)
-            failure = Finding.of("DIAGNOSTICS_FAILED", self.step, where, {"error": one_line(error)})
+            failure = Finding.of("DIAGNOSTICS_FAILED", self.step, where, {"error": error_line(error)})
             try:
                 self.add([failure], policy="warn")
             except Exception:  # noqa: BLE001 - recording the failure must not fail training either
@@ -136,7 +137,7 @@ class Session:
         try:
             self.report.ended_by(error)
         except Exception as failure:  # noqa: BLE001 - never hide the error that ended training
-            warnings.warn(f"fixlab: recording how training ended failed: {one_line(failure)}",
+            warnings.warn(f"fixlab: recording how training ended failed: {error_line(failure)}",
                           RuntimeWarning, stacklevel=2)
 
     def close(self) -> None:
@@ -147,7 +148,7 @@ class Session:
         try:
             self.report.release()
         except Exception as error:  # noqa: BLE001
-            warnings.warn(f"fixlab: writing the report failed: {one_line(error)}", RuntimeWarning,
+            warnings.warn(f"fixlab: writing the report failed: {error_line(error)}", RuntimeWarning,
                           stacklevel=2)
 
     def state_dict(self) -> dict[str, Any]:

@@ -17,6 +17,7 @@ from abc import ABC, abstractmethod
 from typing import Any, Iterable, Sequence
 
 from ..findings import Finding
+from ..outcome import error_line
 from .plain import from_plain, to_plain
 
 State = Any
@@ -141,7 +142,7 @@ class RuleSet:
             return []
         self._failed.add(rule.name)
         return [Finding.of("DIAGNOSTICS_FAILED", int(getattr(summary, "step", 0)), f"rule {rule.name}",
-                           {"error": one_line(error), "summary": type(summary).__name__})]
+                           {"error": error_line(error), "summary": type(summary).__name__})]
 
 
 def _check_rule(rule: Any) -> None:
@@ -155,9 +156,3 @@ def _check_rule(rule: Any) -> None:
     if not isinstance(accepts, Sequence) or not accepts or not all(isinstance(t, type) for t in accepts):
         raise ValueError(f"rule {rule.name!r} has accepts={accepts!r}; allowed: a non-empty tuple "
                          "of summary types, e.g. (GradSnapshot,)")
-
-
-def one_line(error: BaseException) -> str:
-    """`TypeName: first line of the message`, at most 300 characters."""
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]

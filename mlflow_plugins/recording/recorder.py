@@ -26,7 +26,7 @@ from mlflow.entities import Metric, RunTag
 
 from ..analysis.snapshot import GradFlow
 from ..findings import FINDINGS_TAG, INFO_TAG, Finding, finding_codes, info_codes, overall_health
-from ..outcome import HEALTH_TAG, OUTCOME_SECTION, outcome_health, worst
+from ..outcome import HEALTH_TAG, OUTCOME_SECTION, error_line, outcome_health, worst
 from .note import NOTE_TAG, ours, run_note
 from .logged_steps import LoggedSteps
 from .report import grad_flow_figure, render_report, threshold_values
@@ -328,7 +328,7 @@ class Recorder:
 
     def _warn(self, what: str, error: Exception) -> None:
         warnings.warn(f"fixlab: {what} for MLflow run {self.run_id} failed: "
-                      f"{_one_line(error)}; training continues", RecordingWarning, stacklevel=3)
+                      f"{error_line(error)}; training continues", RecordingWarning, stacklevel=3)
 
 
 def _is_rank_zero() -> bool:
@@ -374,8 +374,3 @@ def _plain(value: Any) -> Any:
     if isinstance(value, np.ndarray):
         return value.tolist()
     return str(value)
-
-
-def _one_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]

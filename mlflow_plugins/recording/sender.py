@@ -31,6 +31,7 @@ from typing import Mapping, NamedTuple, Sequence
 
 from mlflow.entities import Metric, RunTag
 
+from ..outcome import error_line
 from .spool_file import Chunk, SpoolFile
 from .transport import Transport, is_transient
 
@@ -209,7 +210,7 @@ class Sender:
             with self._cond:
                 self._thread = None
                 self._notices.append(f"fixlab: sending metrics of MLflow run {self.transport.run_id} "
-                                     f"stopped: {_one_line(error)}; the next flush tries again")
+                                     f"stopped: {error_line(error)}; the next flush tries again")
                 self._cond.notify_all()
 
     def _loop(self) -> None:
@@ -266,7 +267,7 @@ class Sender:
             self.spool.commit(flight.chunk)
         if error is not None:  # refused (no such run, a deleted run): sending again cannot help
             self._notices.append(f"fixlab: logging {_records(flight)} for MLflow run "
-                                 f"{self.transport.run_id} failed: {_one_line(error)}; "
+                                 f"{self.transport.run_id} failed: {error_line(error)}; "
                                  "training continues")
         if self._down:  # back: what piled up in memory meanwhile goes out now, as if flushed
             self._flush_left = len(self._memory)
@@ -319,7 +320,7 @@ class Sender:
             if not self._spool_broken:
                 self._spool_broken = True
                 self._notices.append(f"fixlab: cannot write the spool file {self.spool.path} "
-                                     f"({_one_line(error)}); holding metrics in memory")
+                                     f"({error_line(error)}); holding metrics in memory")
             return False
 
     def _kept_notice(self, left: int, timeout_s: float) -> str:
@@ -338,11 +339,6 @@ def _records(flight: _Flight) -> str:
     if flight.chunk is None or len(flight.chunk) == len(flight.metrics):
         return f"{len(flight.metrics)} metric points"
     return f"{len(flight)} records (metric points, tags, files)"
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:300]
 
 
 @atexit.register

@@ -27,6 +27,8 @@ from typing import Iterator, Mapping, Sequence
 
 from mlflow.entities import Metric, RunTag
 
+from ..outcome import error_line
+
 __all__ = ["SPOOL_ENV", "Chunk", "SpoolFile", "read_spool", "spool_folder"]
 
 SPOOL_ENV = "FIXLAB_SPOOL"
@@ -156,7 +158,7 @@ def read_spool(path: str | os.PathLike) -> tuple[SpoolFile, Iterator[Chunk]]:
         with Path(path).open("rb") as src:
             header = json.loads(src.readline() or b"null")
     except (OSError, ValueError) as error:
-        raise ValueError(f"path={str(path)!r} is not a fixlab spool file: {_one_line(error)}") from None
+        raise ValueError(f"path={str(path)!r} is not a fixlab spool file: {error_line(error)}") from None
     if not isinstance(header, dict) or header.get("fixlab_spool") != _FORMAT or "run_id" not in header:
         raise ValueError(f"path={str(path)!r} is not a fixlab spool file (its first line is not a "
                          "fixlab_spool header); allowed: a <run id>.jsonl file that fixlab wrote")
@@ -209,8 +211,3 @@ def _add(chunk: Chunk, record: dict) -> None:
             chunk.files[str(record["file"])] = base64.b64decode(record["b64"])
     except (KeyError, TypeError, ValueError):
         pass  # a record this version cannot read: skipped, never fatal to the sender
-
-
-def _one_line(error: Exception) -> str:
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"[:200]

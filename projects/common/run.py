@@ -22,14 +22,14 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import mlflow
 
-from mlflow_plugins.analysis.rule import one_line
 from mlflow_plugins.claims import claims_html, evaluate, load_claims, log_claims
 from mlflow_plugins.findings import NO_CODES, Finding, finding_codes, overall_health
+from mlflow_plugins.outcome import error_line
 from mlflow_plugins.recording import LoggedSteps
 from mlflow_plugins.registry import RegistrationResult
 from mlflow_plugins.report_command import where_to_look
-from mlflow_plugins.store import tracking_uri
 from mlflow_plugins.run_record import RunReport, run_report
+from mlflow_plugins.store import tracking_uri
 from projects.common.config import RunConfig
 from projects.common.entry import RunSummary
 from projects.common.resume import resumable_folder
@@ -186,7 +186,7 @@ def _register_and_tag(run: ProjectRun, register: Callable[[], RegistrationResult
         registration = register()
     except Exception as error:
         try:
-            set_tags_now(run.run_id, {REGISTERED_TAG: f"false: {one_line(error)}"})
+            set_tags_now(run.run_id, {REGISTERED_TAG: f"false: {error_line(error)}"})
         except Exception:  # noqa: BLE001 - the store may be what failed; the error below says more
             pass
         raise
