@@ -19,15 +19,24 @@ import mlflow
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# (entry module, tiny parameters, optimizer steps in the run)
+# (entry module, tiny parameters, optimizer steps in the run, steps per epoch)
 PROJECTS = {
     "repr_gradflow": ("projects.repr_gradflow.train",
                       ["--variant", "fixed", "--n_samples", "48", "--n_classes", "4", "--epochs", "6",
-                       "--batch_size", "8", "--log_every", "2"], 6 * 5),
+                       "--batch_size", "8", "--log_every", "2"], 6 * 5, 5),
     "cpc_snn_gw": ("projects.cpc_snn_gw.train",
                    ["--variant", "cpc_fixed", "--n_train", "64", "--n_val", "32", "--n_test", "64", "--epochs", "4",
-                    "--batch_size", "16", "--log_every", "2"], 4 * 4),
+                    "--batch_size", "16", "--log_every", "2"], 4 * 4, 4),
 }
+
+
+def _kill_step(n_steps: int, per_epoch: int) -> int:
+    """A random step; half the time an epoch's last step, where a checkpoint is written while the
+    epoch's metrics are still being logged (a kill there once lost them)."""
+    draw = random.Random()
+    if draw.random() < 0.5:
+        return draw.randrange(per_epoch - 1, n_steps - 2, per_epoch)
+    return draw.randrange(1, n_steps - 2)
 
 
 def _env(store: Path, experiment: str, cache: Path | None = None) -> dict[str, str]:
@@ -85,10 +94,10 @@ def _histories(client: mlflow.MlflowClient, run_id: str) -> dict[str, list[tuple
 
 @pytest.mark.parametrize("project", sorted(PROJECTS))
 def test_a_killed_run_resumes_into_the_same_run_with_the_uninterrupted_metrics(project, tmp_path, shared_data_cache):
-    module, args, n_steps = PROJECTS[project]
+    module, args, n_steps, per_epoch = PROJECTS[project]
     client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     reference = _start(module, args, tmp_path, "uninterrupted", shared_data_cache)  # beside the run to kill
-    kill_step = random.Random().randrange(1, n_steps - 2)
+    kill_step = _kill_step(n_steps, per_epoch)
     victim = _start(module, args, tmp_path, "killed", shared_data_cache)
     run_id = _kill_at(victim, client, tmp_path, "killed", kill_step)
     assert reference.wait(timeout=600) == 0, _log(tmp_path, "uninterrupted")

@@ -12,12 +12,14 @@ is away, and on a continued run without the steps the run already holds.
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import shutil
 import sys
 from dataclasses import dataclass
-from typing import Any, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
 
 import lightning as L
 import mlflow
@@ -78,6 +80,35 @@ class RecorderLogger(MLFlowLogger):
             return
         numbers = {re.sub(r"[^a-zA-Z0-9_/. -]+", "", str(k)): v for k, v in metrics.items() if not isinstance(v, str)}
         self._recorder.log_metrics(numbers, step or 0)
+
+
+class ResumePoint(Callback):
+    """Makes the end-of-epoch checkpoint the one `fixlab resume` continues from only once the run
+    holds that epoch's metrics: at the next epoch's start, or when training ends.
+
+    `ModelCheckpoint(save_last=True)` writes its "last" checkpoint before Lightning logs the
+    epoch's metrics (`train/loss_epoch`, ...); a run killed in between resumed after an epoch whose
+    metrics it never logged. Here that checkpoint is written as `pending` and promoted to `last`
+    (an atomic rename) after `sync()` has made the run hold everything logged so far. A run killed
+    before the promotion repeats the epoch: the steps it holds are skipped, the missing metrics
+    logged.
+    """
+
+    PENDING = "pending"  # ModelCheckpoint's name for the checkpoint waiting to be promoted
+
+    def __init__(self, folder: Path, sync: Callable[[], None]) -> None:
+        self.pending, self.last, self.sync = folder / f"{self.PENDING}.ckpt", folder / LAST, sync
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._promote()
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._promote()
+
+    def _promote(self) -> None:
+        if self.pending.is_file():
+            self.sync()
+            os.replace(self.pending, self.last)
 
 
 class RandomState(Callback):
@@ -174,13 +205,15 @@ def fit_and_test(run: ProjectRun, module: L.LightningModule, datamodule: L.Light
     spec, config, folder = run.spec, run.config, run.folder
     best = ModelCheckpoint(dirpath=folder.path, filename="best", monitor=spec.selection_metric, mode=spec.mode,
                            save_top_k=1, save_last=True, save_on_train_epoch_end=True, enable_version_counter=False)
+    best.CHECKPOINT_NAME_LAST = ResumePoint.PENDING  # promoted to LAST by ResumePoint
     logger = RecorderLogger(recorder=run.report.recorder, experiment_name=_experiment_name(run.run_id),
                             run_id=run.run_id, tracking_uri=mlflow.get_tracking_uri())
     bar = OneLineProgressBar(spec.selection_metric)
-    trainer = L.Trainer(max_epochs=config.epochs, logger=logger, callbacks=[*callbacks, RandomState(), best, bar],
+    last = folder.file(LAST)
+    trainer = L.Trainer(max_epochs=config.epochs, logger=logger,
+                        callbacks=[*callbacks, RandomState(), best, ResumePoint(folder.path, run.report.sync), bar],
                         deterministic=True, log_every_n_steps=config.log_every, enable_model_summary=False,
                         default_root_dir=folder.path, accelerator="auto", devices=1)
-    last = folder.file(LAST)
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if run.resumed and last.is_file() else None,
                 weights_only=True)
     fit_metrics = _floats(trainer.callback_metrics)
