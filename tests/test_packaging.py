@@ -107,6 +107,8 @@ OWNERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("projects/cpc_snn_gw/", ("gw",)),
     ("jax_modules/", ("gw",)),
     ("projects/repr_gradflow/", ("repr",)),
+    ("projects/cvkan/", ("cvkan",)),
+    ("lightning_modules/cvkan/", ("cvkan",)),
     ("lightning_modules/", ("repr",)),
     ("projects/", ()),
     ("benchmarks/", ("all",)),
