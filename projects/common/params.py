@@ -32,9 +32,11 @@ __all__ = [
     "integer",
     "real",
     "choice",
+    "boolean",
     "diagnostics_params",
     "optional",
     "optional_file",
+    "optional_dir",
     "parse_params",
     "report_param_error",
 ]
@@ -132,6 +134,17 @@ def choice(*options: str) -> Converter:
     return convert
 
 
+def boolean() -> Converter:
+    """A converter for true/false (also 1/0, yes/no; any case)."""
+    def convert(name: str, text: str) -> bool:
+        value = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}.get(text.strip().lower())
+        if value is None:
+            raise ParamError(name, text, "true or false")
+        return value
+
+    return convert
+
+
 def optional(convert: Converter) -> Converter:
     """A converter for an optional value: empty / `none` means not given (None), else `convert`."""
     def convert_optional(name: str, text: str) -> Any:
@@ -142,12 +155,22 @@ def optional(convert: Converter) -> Converter:
 
 def optional_file(what: str = "a path to an existing file") -> Converter:
     """A converter for an optional existing file: empty / `none` means not given (None)."""
+    return _optional_path(what, os.path.isfile, "file")
+
+
+def optional_dir(what: str = "a path to an existing folder") -> Converter:
+    """A converter for an optional existing folder: empty / `none` means not given (None)."""
+    return _optional_path(what, os.path.isdir, "folder")
+
+
+def _optional_path(what: str, exists: Callable[[str], bool], kind: str) -> Converter:
+    """An optional path that `exists` accepts, made absolute; the error says why not."""
     def convert(name: str, text: str) -> str | None:
         if text.strip() in NONE_VALUES:
             return None
         path = os.path.expanduser(text)
-        if not os.path.isfile(path):
-            reason = "no such file" if not os.path.exists(path) else "not a file"
+        if not exists(path):
+            reason = f"no such {kind}" if not os.path.exists(path) else f"not a {kind}"
             raise ParamError(name, text, f"{what}, or empty for none ({reason})")
         return os.path.abspath(path)
 
