@@ -9,7 +9,7 @@ from lightning_modules.cvkan.model import CVKANConfig, CVKANNet, n_params
 from lightning_modules.cvkan.module import CVKANModule
 from lightning_modules.cvkan.norms import NORM_TYPES, ComplexLayerNorm, ComplexRMSNorm, make_norm
 from lightning_modules.cvkan.objective import loss_and_metrics
-from lightning_modules.cvkan.polar import PolarizingBlock
+from lightning_modules.cvkan.polar import MagnitudeExp, PolarizingBlock
 from lightning_modules.cvkan.polar_ops import log_magnitude, polar_features, pooled_features, recompose
 from lightning_modules.cvkan.polarization import block_magnitude_cvs, magnitude_cv, token_magnitudes
 from lightning_modules.cvkan.precision import (
@@ -37,6 +37,7 @@ __all__ = [
     "ComplexRMSNorm",
     "make_norm",
     "loss_and_metrics",
+    "MagnitudeExp",
     "PolarizingBlock",
     "log_magnitude",
     "polar_features",

@@ -29,13 +29,9 @@ def polar_features(z: torch.Tensor, context: torch.Tensor, eps: float = EPS) -> 
     return torch.cat([m, cm, torch.cos(rel), torch.sin(rel)], dim=-1)
 
 
-def recompose(logmag: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
-    """exp(logmag) * exp(i * phase) as complex64.
-
-    The exponential is taken in the dtype `logmag` arrives in: under full float16 autocast that
-    is float16, which overflows to inf for logmag above log(65504) ~ 11.09.
-    """
-    return torch.polar(torch.exp(logmag).float(), phase.float())
+def recompose(magnitude: torch.Tensor, phase: torch.Tensor) -> torch.Tensor:
+    """magnitude * exp(i * phase) as complex64 (`torch.polar` takes float32 parts)."""
+    return torch.polar(magnitude.float(), phase.float())
 
 
 def pooled_features(p: torch.Tensor, eps: float = EPS) -> torch.Tensor:
