@@ -193,12 +193,15 @@ class OneLineProgressBar(TQDMProgressBar):
 
 
 def fit_and_test(run: ProjectRun, module: L.LightningModule, datamodule: L.LightningDataModule, *,
-                 callbacks: Sequence[Callback] = ()) -> FitResult:
-    """Fit `module` for `run.config.epochs` (continuing from the run's last checkpoint when it was
-    resumed), then test the checkpoint with the best `run.spec.selection_metric`.
+                 callbacks: Sequence[Callback] = (), epochs: int | None = None,
+                 trainer_options: Mapping[str, Any] | None = None) -> FitResult:
+    """Fit `module` for `epochs` (default `run.config.epochs`; continuing from the run's last
+    checkpoint when it was resumed), then test the checkpoint with the best
+    `run.spec.selection_metric`.
 
     Args:
         callbacks: the project's callbacks (the fixlab diagnostics); their state is checkpointed.
+        trainer_options: more `lightning.Trainer` arguments (e.g. `precision` or `plugins`).
 
     The console shows one `OneLineProgressBar` line for the epochs and one, cleared at the end, for the test.
     """
@@ -210,10 +213,10 @@ def fit_and_test(run: ProjectRun, module: L.LightningModule, datamodule: L.Light
                             run_id=run.run_id, tracking_uri=mlflow.get_tracking_uri())
     bar = OneLineProgressBar(spec.selection_metric)
     last = folder.file(LAST)
-    trainer = L.Trainer(max_epochs=config.epochs, logger=logger,
+    trainer = L.Trainer(max_epochs=epochs or config.epochs, logger=logger,
                         callbacks=[*callbacks, RandomState(), best, ResumePoint(folder.path, run.report.sync), bar],
                         deterministic=True, log_every_n_steps=config.log_every, enable_model_summary=False,
-                        default_root_dir=folder.path, accelerator="auto", devices=1)
+                        default_root_dir=folder.path, accelerator="auto", devices=1, **(trainer_options or {}))
     trainer.fit(module, datamodule=datamodule, ckpt_path=last if run.resumed and last.is_file() else None,
                 weights_only=True)
     fit_metrics = _floats(trainer.callback_metrics)
