@@ -1,13 +1,13 @@
-"""`python -m benchmarks overhead|logging|jax|all [options]`: one entry point for the benchmarks."""
+"""`python -m benchmarks overhead|logging|jax|cvkan|all [options]`: one entry point for the benchmarks."""
 
 from __future__ import annotations
 
 import sys
 
-from . import jax_overhead, mlflow_logging, overhead
+from . import cvkan_speed, jax_overhead, mlflow_logging, overhead
 
 _COMMANDS = {"overhead": overhead.main, "logging": mlflow_logging.main,
-             "jax": jax_overhead.main}
+             "jax": jax_overhead.main, "cvkan": cvkan_speed.main}
 
 
 def main(argv: list[str] | None = None) -> None:

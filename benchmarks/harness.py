@@ -117,14 +117,22 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> s
     return "\n".join(lines)
 
 
-def environment() -> str:
-    """One line describing where the numbers were measured."""
+def environment(threads: int | None = None) -> str:
+    """One line describing where the numbers were measured (with torch at `threads` intra-op
+    threads, the count the benchmark times with; None: as it is)."""
     import os
     import platform
 
     import mlflow
     import torch
 
+    if threads is not None:
+        saved = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            return environment()
+        finally:
+            torch.set_num_threads(saved)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     return (f"python {platform.python_version()}, torch {torch.__version__} "
             f"({torch.get_num_threads()} intra-op thread(s)), mlflow {mlflow.__version__}, "

@@ -295,7 +295,7 @@ def report(results: Sequence[ModelResult], cfg: OverheadConfig, elapsed_s: float
         f"ratios are medians of per-round ratios to the same round's plain block. MLflow "
         f"recording: "
         f"{'on (temporary SQLite store)' if cfg.mlflow else 'off'}. {elapsed_s:.0f} s in all.",
-        f"Environment: {environment_line(cfg)}",
+        f"Environment: {environment(cfg.threads)}",
         "",
         table(results),
         "",
@@ -312,16 +312,6 @@ def report(results: Sequence[ModelResult], cfg: OverheadConfig, elapsed_s: float
         f"{closes}.",
         "",
     ])
-
-
-def environment_line(cfg: OverheadConfig) -> str:
-    threads = torch.get_num_threads()
-    torch.set_num_threads(cfg.threads)
-    try:
-        return environment()
-    finally:
-        torch.set_num_threads(threads)
-
 
 
 def main(argv: Sequence[str] | None = None, *, out: Path | None = None) -> str:
