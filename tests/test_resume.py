@@ -27,6 +27,8 @@ PROJECTS = {
     "cpc_snn_gw": ("projects.cpc_snn_gw.train",
                    ["--variant", "cpc_fixed", "--n_train", "64", "--n_val", "32", "--n_test", "64", "--epochs", "4",
                     "--batch_size", "16", "--log_every", "2"], 4 * 4, 4),
+    "cvkan": ("projects.cvkan.train",
+              ["--variant", "nonorm", "--epochs", "3", "--batch_size", "128", "--log_every", "2"], 3 * 10, 10),
 }
 
 

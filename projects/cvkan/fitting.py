@@ -1,0 +1,146 @@
+"""One CV-KAN model trained inside a run (a project run or a comparison's child): the model's config
+from the run's and the data's, the three fixlab callbacks, the Trainer's precision, and the
+per-epoch history the figures and tables are drawn from."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Mapping
+
+import lightning as L
+import numpy as np
+import torch
+
+from lightning_modules.cvkan import CVKANConfig, CVKANModule, trainer_precision
+from mlflow_plugins import AmpNanCallback, GradientHealthCallback, NormalizationEffectCallback
+from mlflow_plugins.findings import Finding
+from mlflow_plugins.registry import Evidence, RegistrationResult, register_checkpoint, steps_needed
+from projects.common.lightning_fit import FitResult, fit_and_test
+from projects.common.run import ProjectRun
+from projects.cvkan.config import CVKANRunConfig
+from projects.cvkan.data import DomainData
+
+__all__ = ["EpochHistory", "Fitted", "model_config", "fit_model", "register", "pooled_phases", "epochs_to",
+           "final_values", "HISTORY_PREFIXES"]
+
+#: The per-epoch metrics kept in memory: polarization per block, validation, training loss.
+HISTORY_PREFIXES = ("polar/", "val/", "train/loss_epoch")
+
+
+class EpochHistory(L.Callback):
+    """Each epoch's metrics whose names start with `HISTORY_PREFIXES`, as {name: [(epoch, value)]}
+    with epochs from 1; carried in checkpoints, so a continued run keeps its first epochs."""
+
+    def __init__(self) -> None:
+        self.history: dict[str, list[tuple[int, float]]] = {}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        epoch = trainer.current_epoch + 1
+        for key, value in trainer.callback_metrics.items():
+            if key.startswith(HISTORY_PREFIXES):
+                self.history.setdefault(key, []).append((epoch, float(value)))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": {k: [list(p) for p in v] for k, v in self.history.items()}}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # Only into an empty history (a continued run): testing the best checkpoint loads callback
+        # states too, and must not cut the history back to the best epoch.
+        if not self.history:
+            self.history = {k: [(int(e), float(v)) for e, v in points]
+                            for k, points in state_dict["history"].items()}
+
+    def series(self, key: str) -> list[float]:
+        """The values of `key`, one per epoch in order."""
+        return [v for _, v in self.history.get(key, [])]
+
+
+@dataclass
+class Fitted:
+    """A trained model and what its training measured."""
+
+    module: CVKANModule
+    fit: FitResult
+    history: EpochHistory
+    findings: list[Finding]
+    evidence_k: int  # the gradient callback's K, for the registration gate
+
+    @property
+    def codes(self) -> set[str]:
+        return {f.code for f in self.findings}
+
+    def metric(self, key: str) -> float | None:
+        """A test metric, else the last epoch's value of a history series (None: neither)."""
+        if key in self.fit.tested:
+            return self.fit.tested[key]
+        series = self.history.series(key)
+        return series[-1] if series else None
+
+
+def model_config(config: CVKANRunConfig, data: DomainData, **changes: Any) -> CVKANConfig:
+    """The network of a run on `data`: the run's sizes, precision and norm, the data's shapes."""
+    fields: dict[str, Any] = dict(d=config.d, hidden=config.hidden, n_layers=config.n_layers, lr=config.lr,
+                                  norm_type=config.norm_type, precision_mode=config.precision_mode,
+                                  **data.model_fields())
+    return CVKANConfig(**{**fields, **changes})
+
+
+def fit_model(run: ProjectRun, config: CVKANRunConfig, data: DomainData, model: CVKANConfig) -> Fitted:
+    """Train `model` on `data` in `run` with the three fixlab callbacks, then test its best checkpoint."""
+    L.seed_everything(run.config.seed, workers=True, verbose=False)
+    module = CVKANModule(model)
+    diagnostics = [cls(log_every=config.log_every, policy=config.policy)
+                   for cls in (GradientHealthCallback, AmpNanCallback, NormalizationEffectCallback)]
+    history = EpochHistory()
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    fit = fit_and_test(run, module, data.datamodule, callbacks=[*diagnostics, history], epochs=config.n_epochs,
+                       trainer_options=trainer_precision(model.precision_mode, device))
+    return Fitted(module, fit, history, [f for cb in diagnostics for f in cb.findings],
+                  steps_needed(diagnostics[0].t))
+
+
+def register(run: ProjectRun, fitted: Fitted, data: DomainData, health: str, baseline: float
+             ) -> RegistrationResult:
+    """The best weights (tested) as the spec's registered model, behind the champion gate."""
+    spec = run.spec
+    value = fitted.fit.best_score
+    evidence = Evidence(steps=fitted.fit.trainer.global_step, baseline=baseline, steps_needed=fitted.evidence_k)
+    example = torch.from_numpy(np.ascontiguousarray(data.datamodule.example_input(2)))
+    return register_checkpoint(fitted.module.net, project=spec.registered_model, run_id=run.run_id,
+                               metric=spec.selection_metric, value=math.nan if value is None else value,
+                               greater_is_better=spec.greater_is_better, health=health, evidence=evidence,
+                               input_example=example)
+
+
+def pooled_phases(module: CVKANModule, data: DomainData, split: str = "test") -> tuple[np.ndarray, np.ndarray]:
+    """Phases (n, d) of the pooled complex vector the classification head reads, and the labels,
+    of a split (the note's open question: what do phases encode?)."""
+    pooled: list[torch.Tensor] = []
+    handle = module.net.head.pool.register_forward_hook(lambda m, i, out: pooled.append(out.detach()))
+    labels = []
+    was_training = module.training
+    module.eval()
+    try:
+        loader = getattr(data.datamodule, f"{split}_dataloader")()
+        with torch.no_grad():
+            for x, y in loader:
+                module.net(x.to(module.device))
+                labels.append(y.numpy())
+    finally:
+        handle.remove()
+        module.train(was_training)
+    return torch.angle(torch.cat(pooled)).cpu().numpy(), np.concatenate(labels)
+
+
+def epochs_to(series: list[float], target: float) -> float:
+    """The first epoch (from 1) whose value reaches `target`; NaN if none did."""
+    return next((float(i + 1) for i, v in enumerate(series) if v >= target), math.nan)
+
+
+def final_values(history: EpochHistory, prefix: str) -> Mapping[str, float]:
+    """The last finite value of every history series under `prefix` (an epoch with a non-finite
+    batch averages to NaN)."""
+    finite = {k: [v for _, v in points if math.isfinite(v)] for k, points in history.history.items()
+              if k.startswith(prefix)}
+    return {k: values[-1] for k, values in finite.items() if values}
