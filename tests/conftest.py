@@ -4,11 +4,49 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
+import tempfile
 from pathlib import Path
 from typing import Iterator
 
 import mlflow
 import pytest
+
+
+# JAX's persistent compilation cache, one per session, in the environment so that the project runs
+# the tests start (entry scripts, `mlflow run`, `fixlab resume`, fresh interpreters) share it with
+# this process: the same train step, predict and initializers are otherwise compiled again by every
+# process (10-15 s of each tiny document-000 run). Tracing still happens in every process (the
+# cache key is the traced program), and a hit is the executable the same program compiled to, so
+# no result changes. A size limit turns on JAX's file lock: runs started together read and write
+# the cache safely. Compilations under 0.1 s are not worth a file each.
+JAX_CACHE = {"JAX_COMPILATION_CACHE_DIR": ("jax_compilation_cache_dir", str),
+             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": ("jax_persistent_cache_min_compile_time_secs", float),
+             "JAX_COMPILATION_CACHE_MAX_SIZE": ("jax_compilation_cache_max_size", int)}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    folder = tempfile.mkdtemp(prefix="fixlab-jax-cache-")
+    settings = {"JAX_COMPILATION_CACHE_DIR": folder, "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.1",
+                "JAX_COMPILATION_CACHE_MAX_SIZE": str(4 << 30)}
+    saved = {name: os.environ.get(name) for name in settings}
+    os.environ.update(settings)
+    if "jax" in sys.modules:  # imported before this hook: it has read the environment already
+        import jax
+
+        for name, value in settings.items():
+            option, kind = JAX_CACHE[name]
+            jax.config.update(option, kind(value))
+
+    def cleanup() -> None:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        shutil.rmtree(folder, ignore_errors=True)
+
+    config.add_cleanup(cleanup)
 
 
 @pytest.fixture(scope="session")
