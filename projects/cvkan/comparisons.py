@@ -225,9 +225,10 @@ def _hierarchy(parent: ProjectRun, config: CVKANRunConfig) -> Table:
 
 
 def _median(values: Sequence[float]) -> float:
-    """The median of the reached values (NaN: none reached the target)."""
-    reached = [v for v in values if not math.isnan(v)]
-    return statistics.median(reached) if len(reached) == len(values) and reached else math.nan
+    """The median over seeds of the epochs to the target, a seed that never reached it counting as
+    later than every seed that did; NaN when the median itself is such a seed."""
+    middle = statistics.median([math.inf if math.isnan(v) else v for v in values]) if values else math.inf
+    return middle if math.isfinite(middle) else math.nan
 
 
 def _html_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:

@@ -217,3 +217,12 @@ def test_magnitude_exp_is_the_module_float16_overflows_in() -> None:
         y = MagnitudeExp()(x.half())
     assert y.dtype == torch.float16 and torch.isinf(y).all()
     assert torch.isfinite(MagnitudeExp()(torch.full((1,), 11.2))).all()
+
+
+def test_epochs_to_target_median_counts_a_seed_that_never_reached_it_as_latest() -> None:
+    from projects.cvkan.comparisons import _median
+    from projects.cvkan.fitting import epochs_to
+
+    assert epochs_to([0.9, 0.995, 0.999], 0.99) == 2.0 and math.isnan(epochs_to([0.9, 0.95], 0.99))
+    assert _median([2.0, math.nan, 3.0]) == 3.0       # the middle seed reached it at epoch 3
+    assert math.isnan(_median([math.nan, math.nan, 2.0]))  # the middle seed never did
