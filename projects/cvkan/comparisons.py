@@ -10,27 +10,21 @@ configuration and seed (each a full fixlab run: callbacks, findings in its tags,
 
 from __future__ import annotations
 
-import html
 import math
-import statistics
-from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping
 
-import mlflow
-
-from mlflow_plugins.registry import RegistrationResult
 from projects.common.child_run import child_run
+from projects.common.comparison import Cell, Table, finish_comparison, html_table, markdown_table, median_epochs, summarize
 from projects.common.entry import RunSummary
-from projects.common.run import ProjectRun, finish_run, open_run
-from projects.common.tracking import set_tags_now
+from projects.common.epoch_history import epochs_to
+from projects.common.run import ProjectRun, open_run
 from projects.cvkan.config import HIERARCHIES, POOLINGS, SPEC, CVKANRunConfig, spec_for
 from projects.cvkan.data import DomainData, audio_waveforms, domain_data, signal_noise_data
 from projects.cvkan.experiment import outcome_metrics
-from projects.cvkan.figures import DOCUMENT_POOLING, convergence_figure, pooling_table_figure, table_markdown
-from projects.cvkan.fitting import Fitted, epochs_to, fit_model, model_config
+from projects.cvkan.figures import DOCUMENT_POOLING, convergence_figure, pooling_table_figure
+from projects.cvkan.fitting import Fitted, fit_model, model_config
 
-__all__ = ["run_comparison", "HIERARCHY_MODELS", "DOCUMENT_HIERARCHY", "CHILDREN_HEALTH_TAG", "children_health",
-           "summarize"]
+__all__ = ["run_comparison", "HIERARCHY_MODELS", "DOCUMENT_HIERARCHY"]
 
 #: The note's hierarchy table: parameters, validation accuracy at epoch 3, epochs to > 99 %.
 DOCUMENT_HIERARCHY = {"flat": (174e3, 0.997, 3), "shared": (58e3, 0.930, None), "per_level": (580e3, 1.0, 1),
@@ -44,28 +38,6 @@ HIERARCHY_MODELS: dict[str, dict[str, Any]] = {
     "top_down": {"stack": "hierarchical", "share_weights": False, "level_capacity": 10, "top_down": True},
 }
 TARGET = 0.99
-CHILDREN_HEALTH_TAG = "fixlab.children_health"
-
-
-@dataclass
-class Cell:
-    """One configuration's children: their metrics, per-epoch validation curves and health."""
-
-    values: dict[str, list[float]] = field(default_factory=dict)
-    curves: list[list[float]] = field(default_factory=list)
-    health: list[str] = field(default_factory=list)
-    codes: set[str] = field(default_factory=set)  # the children's warning and critical codes
-
-    def add(self, metrics: Mapping[str, float | None]) -> None:
-        for key, value in metrics.items():
-            if value is not None:
-                self.values.setdefault(key, []).append(float(value))
-
-
-def summarize(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and sample standard deviation (0 for one value; NaN when a value is NaN)."""
-    mean = statistics.fmean(values) if values else math.nan
-    return mean, statistics.stdev(values) if len(values) > 1 else 0.0
 
 
 def run_comparison(config: CVKANRunConfig) -> RunSummary:
@@ -73,30 +45,7 @@ def run_comparison(config: CVKANRunConfig) -> RunSummary:
     with open_run(SPEC, config) as parent:
         parent.log_params(config.to_params())
         table = _pooling(parent, config) if config.variant == "pooling" else _hierarchy(parent, config)
-        parent.log_metrics(table.metrics)
-        summary = children_health(table.cells)
-        set_tags_now(parent.run_id, {CHILDREN_HEALTH_TAG: summary})
-        client = mlflow.MlflowClient()
-        client.log_text(parent.run_id, table.markdown, f"tables/{config.variant}.md")
-        client.log_figure(parent.run_id, table.figure, f"figures/{config.variant}.png")
-
-        def no_model(health: str) -> RegistrationResult:
-            return RegistrationResult(SPEC.registered_model, None, False,
-                                      "a comparison registers no model: its children are compared in the table")
-
-        return finish_run(parent, findings=[], metrics=table.metrics, register=no_model,
-                          sections={table.title: table.html}, headline=[*table.headline, summary])
-
-
-@dataclass
-class Table:
-    title: str
-    metrics: dict[str, float]
-    markdown: str
-    html: str
-    figure: Any
-    headline: list[str]
-    cells: list[Cell]
+        return finish_comparison(parent, table, config.variant)
 
 
 def _children(parent: ProjectRun, config: CVKANRunConfig, label: str, data_for: Callable[[int], DomainData],
@@ -112,11 +61,7 @@ def _children(parent: ProjectRun, config: CVKANRunConfig, label: str, data_for: 
             fitted = fit_model(child, child_config, data, model_config(child_config, data, **model_changes))
             metrics = outcome_metrics(fitted, data)
             child.log_metrics({k: v for k, v in metrics.items() if not k.startswith(("test/", "val/"))})
-        cell.add(metrics)
-        cell.curves.append(_validation_curve(fitted))
-        health, codes = _child_health(child.run_id)
-        cell.health.append(health)
-        cell.codes.update(c for c in codes.split(",") if c and c != "none")
+        cell.add(metrics, child.run_id, _validation_curve(fitted))
         score = metrics.get("test/acc", metrics.get("test/mse"))
         print(f"  {config.entry_point} {label} seed {seed}: "
               f"{'test/acc' if 'test/acc' in metrics else 'test/mse'} {score:.4f} ({cell.health[-1]})", flush=True)
@@ -124,21 +69,6 @@ def _children(parent: ProjectRun, config: CVKANRunConfig, label: str, data_for: 
 
 def _validation_curve(fitted: Fitted) -> list[float]:
     return fitted.history.series("val/acc") or fitted.history.series("val/mse")
-
-
-def _child_health(run_id: str) -> tuple[str, str]:
-    """The child's `fixlab.health` and `fixlab.findings` tags."""
-    tags = mlflow.MlflowClient().get_run(run_id).data.tags
-    return tags.get("fixlab.health", "unknown"), tags.get("fixlab.findings", "")
-
-
-def children_health(cells: Sequence[Cell]) -> str:
-    """"15 children: 5 ok, 1 warning, 9 critical (GRAD_NEVER_UPDATED)": the parent's summary of its
-    children's health (`fixlab.children_health`), so a healthy parent does not hide sick children."""
-    health = [h for cell in cells for h in cell.health]
-    codes = sorted({c for cell in cells for c in cell.codes})
-    counts = ", ".join(f"{health.count(h)} {h}" for h in ("ok", "warning", "critical", "unknown") if h in health)
-    return f"{len(health)} children: {counts}" + (f" ({', '.join(codes)})" if codes else "")
 
 
 def _pooling(parent: ProjectRun, config: CVKANRunConfig) -> Table:
@@ -168,12 +98,12 @@ def _pooling(parent: ProjectRun, config: CVKANRunConfig) -> Table:
                "magnitude - attention": metrics[f"pooling/{d}/magnitude_minus_attention"]}
               for d in config.domain_list]
     delta_columns = ["domain", "attention - mean", "document", "magnitude - attention"]
-    markdown = (table_markdown(rows, columns) + "\n\n" + table_markdown(deltas, delta_columns) + "\n")
+    markdown = (markdown_table(rows, columns) + "\n\n" + markdown_table(deltas, delta_columns) + "\n")
     headline = [f"{d['domain']}: attention - mean {d['attention - mean']:+.4f} (document "
                 f"{'n/a' if d['document'] is None else format(d['document'], '+.3f')}), magnitude - attention "
                 f"{d['magnitude - attention']:+.4f}" for d in deltas]
     return Table("Pooling by domain (document 003's table)", metrics, markdown,
-                 _html_table(rows, columns) + _html_table(deltas, delta_columns),
+                 html_table(rows, columns) + html_table(deltas, delta_columns),
                  pooling_table_figure(rows, DOCUMENT_POOLING), headline, list(cells.values()))
 
 
@@ -205,7 +135,7 @@ def _hierarchy(parent: ProjectRun, config: CVKANRunConfig) -> Table:
         doc_params, doc_acc, doc_epochs = DOCUMENT_HIERARCHY[name]
         acc3, acc3_std = summarize(at3)
         row = {"model": name, "params": params, "document params": doc_params, "val/acc epoch 3": acc3,
-               "std": acc3_std, "document val/acc": doc_acc, "epochs to 99 %": _median(reach),
+               "std": acc3_std, "document val/acc": doc_acc, "epochs to 99 %": median_epochs(reach),
                "reached": f"{sum(not math.isnan(r) for r in reach)}/{len(reach)}",
                "document epochs": doc_epochs, "test/acc": summarize(cell.values.get("test/acc", []))[0],
                "healthy": f"{cell.health.count('ok')}/{len(cell.health)}"}
@@ -220,23 +150,7 @@ def _hierarchy(parent: ProjectRun, config: CVKANRunConfig) -> Table:
     headline = [f"{r['model']}: {r['params']:.0f} params, val/acc@3 {r['val/acc epoch 3']:.4f} "
                 f"(document {r['document val/acc']:.3f}), epochs to 99 % {r['epochs to 99 %']}" for r in rows]
     return Table("Flat against hierarchical stacks (document 003's table)", metrics,
-                 table_markdown(rows, columns) + "\n", _html_table(rows, columns),
+                 markdown_table(rows, columns) + "\n", html_table(rows, columns),
                  convergence_figure(curves, TARGET), headline, cells)
 
 
-def _median(values: Sequence[float]) -> float:
-    """The median over seeds of the epochs to the target, a seed that never reached it counting as
-    later than every seed that did; NaN when the median itself is such a seed."""
-    middle = statistics.median([math.inf if math.isnan(v) else v for v in values]) if values else math.inf
-    return middle if math.isfinite(middle) else math.nan
-
-
-def _html_table(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    def cell(value: Any) -> str:
-        if value is None:
-            return "n/a"
-        return html.escape(f"{value:.4g}" if isinstance(value, float) else str(value))
-
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{cell(r.get(c))}</td>" for c in columns) + "</tr>" for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"

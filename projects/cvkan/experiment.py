@@ -18,7 +18,8 @@ from projects.common.run import ProjectRun, finish_run, open_run
 from projects.cvkan.config import CVKANRunConfig, spec_for
 from projects.cvkan.data import DomainData, domain_data
 from projects.cvkan.figures import phase_concentration, phase_figure, polarization_figure
-from projects.cvkan.fitting import Fitted, final_values, fit_model, model_config, pooled_phases, register
+from projects.common.epoch_history import final_values
+from projects.cvkan.fitting import Fitted, fit_model, model_config, pooled_phases, register
 from projects.cvkan.mechanism import FLOAT16_EXP_LIMIT, float16_section
 
 __all__ = ["RunSummary", "train_and_evaluate", "outcome_metrics", "log_run_figures"]

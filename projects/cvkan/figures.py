@@ -22,7 +22,6 @@ __all__ = [
     "convergence_figure",
     "phase_concentration",
     "phase_figure",
-    "table_markdown",
 ]
 
 # Document 003, "Attention Pooling Marginally Better for Classification" (3 epochs, full data):
@@ -281,28 +280,3 @@ def phase_figure(phases: np.ndarray, labels: np.ndarray, class_names: Sequence[s
     shown = "" if len(classes) == len(concentration) else f" (first {len(classes)} of {len(concentration)} classes)"
     fig.suptitle(f"pooled-vector phase per class{shown}", fontsize="medium")
     return fig
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if isinstance(value, (float, np.floating)):
-        return f"{float(value):.4g}"
-    return str(value).replace("|", "\\|").replace("\n", " ")
-
-
-def table_markdown(rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> str:
-    """A markdown table of `rows` restricted to `columns`: floats to 4 significant digits,
-    None or a missing key as "n/a". Runs log it as a text artifact next to the figures.
-
-    Raises:
-        ValueError: if `columns` is empty.
-    """
-    if not columns:
-        raise ValueError("columns is empty; name at least one column")
-    lines = ["| " + " | ".join(_cell(c) for c in columns) + " |",
-             "|" + "|".join("---" for _ in columns) + "|"]
-    lines += ["| " + " | ".join(_cell(row.get(c)) for c in columns) + " |" for row in rows]
-    return "\n".join(lines) + "\n"

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -16,44 +16,16 @@ from lightning_modules.cvkan import CVKANConfig, CVKANModule, trainer_precision
 from mlflow_plugins import AmpNanCallback, GradientHealthCallback, NormalizationEffectCallback
 from mlflow_plugins.findings import Finding
 from mlflow_plugins.registry import Evidence, RegistrationResult, register_checkpoint, steps_needed
+from projects.common.epoch_history import EpochHistory
 from projects.common.lightning_fit import FitResult, fit_and_test
 from projects.common.run import ProjectRun
 from projects.cvkan.config import CVKANRunConfig
 from projects.cvkan.data import DomainData
 
-__all__ = ["EpochHistory", "Fitted", "model_config", "fit_model", "register", "pooled_phases", "epochs_to",
-           "final_values", "HISTORY_PREFIXES"]
+__all__ = ["Fitted", "model_config", "fit_model", "register", "pooled_phases", "HISTORY_PREFIXES"]
 
 #: The per-epoch metrics kept in memory: polarization per block, validation, training loss.
 HISTORY_PREFIXES = ("polar/", "val/", "train/loss_epoch")
-
-
-class EpochHistory(L.Callback):
-    """Each epoch's metrics whose names start with `HISTORY_PREFIXES`, as {name: [(epoch, value)]}
-    with epochs from 1; carried in checkpoints, so a continued run keeps its first epochs."""
-
-    def __init__(self) -> None:
-        self.history: dict[str, list[tuple[int, float]]] = {}
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        epoch = trainer.current_epoch + 1
-        for key, value in trainer.callback_metrics.items():
-            if key.startswith(HISTORY_PREFIXES):
-                self.history.setdefault(key, []).append((epoch, float(value)))
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"history": {k: [list(p) for p in v] for k, v in self.history.items()}}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        # Only into an empty history (a continued run): testing the best checkpoint loads callback
-        # states too, and must not cut the history back to the best epoch.
-        if not self.history:
-            self.history = {k: [(int(e), float(v)) for e, v in points]
-                            for k, points in state_dict["history"].items()}
-
-    def series(self, key: str) -> list[float]:
-        """The values of `key`, one per epoch in order."""
-        return [v for _, v in self.history.get(key, [])]
 
 
 @dataclass
@@ -92,7 +64,7 @@ def fit_model(run: ProjectRun, config: CVKANRunConfig, data: DomainData, model: 
     module = CVKANModule(model)
     diagnostics = [cls(log_every=config.log_every, policy=config.policy)
                    for cls in (GradientHealthCallback, AmpNanCallback, NormalizationEffectCallback)]
-    history = EpochHistory()
+    history = EpochHistory(HISTORY_PREFIXES)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     fit = fit_and_test(run, module, data.datamodule, callbacks=[*diagnostics, history], epochs=config.n_epochs,
                        trainer_options=trainer_precision(model.precision_mode, device))
@@ -131,16 +103,3 @@ def pooled_phases(module: CVKANModule, data: DomainData, split: str = "test") ->
         handle.remove()
         module.train(was_training)
     return torch.angle(torch.cat(pooled)).cpu().numpy(), np.concatenate(labels)
-
-
-def epochs_to(series: list[float], target: float) -> float:
-    """The first epoch (from 1) whose value reaches `target`; NaN if none did."""
-    return next((float(i + 1) for i, v in enumerate(series) if v >= target), math.nan)
-
-
-def final_values(history: EpochHistory, prefix: str) -> Mapping[str, float]:
-    """The last finite value of every history series under `prefix` (an epoch with a non-finite
-    batch averages to NaN)."""
-    finite = {k: [v for _, v in points if math.isfinite(v)] for k, points in history.history.items()
-              if k.startswith(prefix)}
-    return {k: values[-1] for k, values in finite.items() if values}

@@ -215,23 +215,3 @@ def test_phase_figure_polar_grid_titles_carry_r(tmp_path):
 def test_phase_figure_rejects_bad_inputs(phases, labels, kwargs, match):
     with pytest.raises(ValueError, match=match):
         figures.phase_figure(phases, labels, **kwargs)
-
-
-# --- markdown --------------------------------------------------------------------------------
-
-def test_table_markdown_formats_cells():
-    rows = [{"domain": "image", "pooling": "mean", "mean": 0.468123456, "std": None, "n": 3},
-            {"domain": "audio", "pooling": "a|b", "mean": np.float32(12345.678), "n": 1}]
-    text = figures.table_markdown(rows, ["domain", "pooling", "mean", "std", "n"])
-    lines = text.strip("\n").split("\n")
-    assert len(lines) == 4
-    assert lines[0] == "| domain | pooling | mean | std | n |"
-    assert lines[1] == "|---|---|---|---|---|"
-    assert lines[2] == "| image | mean | 0.4681 | n/a | 3 |"
-    assert lines[3] == "| audio | a\\|b | 1.235e+04 | n/a | 1 |"  # missing key -> n/a, pipe escaped
-    assert figures.table_markdown([], ["a"]).count("\n") == 2
-
-
-def test_table_markdown_rejects_no_columns():
-    with pytest.raises(ValueError, match="columns is empty"):
-        figures.table_markdown([{"a": 1}], [])

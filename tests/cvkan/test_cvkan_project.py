@@ -220,9 +220,9 @@ def test_magnitude_exp_is_the_module_float16_overflows_in() -> None:
 
 
 def test_epochs_to_target_median_counts_a_seed_that_never_reached_it_as_latest() -> None:
-    from projects.cvkan.comparisons import _median
-    from projects.cvkan.fitting import epochs_to
+    from projects.common.comparison import median_epochs
+    from projects.common.epoch_history import epochs_to
 
     assert epochs_to([0.9, 0.995, 0.999], 0.99) == 2.0 and math.isnan(epochs_to([0.9, 0.95], 0.99))
-    assert _median([2.0, math.nan, 3.0]) == 3.0       # the middle seed reached it at epoch 3
-    assert math.isnan(_median([math.nan, math.nan, 2.0]))  # the middle seed never did
+    assert median_epochs([2.0, math.nan, 3.0]) == 3.0       # the middle seed reached it at epoch 3
+    assert math.isnan(median_epochs([math.nan, math.nan, 2.0]))  # the middle seed never did
