@@ -30,3 +30,12 @@ def run_main(main: Callable[[Sequence[str]], int], args: Sequence[str], store: P
         code = int(exit_.code or 0)
     out = capsys.readouterr()
     return Result(code, out.out, out.err)
+
+
+def assert_rejected(result: Result, name: str, expected: str, store: Path) -> None:
+    """A rejected parameter: exit code 2, one line on stderr naming it and what is allowed, and no
+    tracking store touched (so no run, let alone one left RUNNING)."""
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1 and f"{name}=" in lines[0] and expected in lines[0], lines
+    assert not store.exists()

@@ -17,7 +17,7 @@ from projects.common.entry import RunSummary
 from projects.common.run import ProjectRun, finish_run
 from projects.common.tracking import set_tags_now
 
-__all__ = ["CHILDREN_HEALTH_TAG", "Cell", "Table", "summarize", "median_epochs", "child_health", "children_health",
+__all__ = ["CHILDREN_HEALTH_TAG", "refuse_resume", "Cell", "Table", "summarize", "median_epochs", "child_health", "children_health",
            "markdown_table", "html_table", "finish_comparison"]
 
 CHILDREN_HEALTH_TAG = "fixlab.children_health"
@@ -58,6 +58,17 @@ class Table:
     figure: Any
     headline: list[str]
     cells: list[Cell]
+
+
+def refuse_resume(entry_point: str, resume: str | None) -> None:
+    """A comparison cannot be continued: its children are not checkpointed together.
+
+    Raises:
+        ValueError: `resume` is given.
+    """
+    if resume:
+        raise ValueError(f"resume={resume!r} is not allowed for {entry_point}: a comparison's children are "
+                         "not checkpointed together; start it again")
 
 
 def summarize(values: Sequence[float]) -> tuple[float, float]:

@@ -13,6 +13,7 @@ import math
 
 import mlflow
 
+from projects.common.comparison import refuse_resume
 from projects.common.entry import RunSummary
 from projects.common.run import ProjectRun, finish_run, open_run
 from projects.cvkan.config import CVKANRunConfig, spec_for
@@ -43,9 +44,7 @@ def train_and_evaluate(config: CVKANRunConfig, *, resume: str | None = None) -> 
     if config.is_comparison:
         from projects.cvkan.comparisons import run_comparison
 
-        if resume:
-            raise ValueError(f"resume={resume!r} is not allowed for {config.entry_point}: a comparison's "
-                             "children are not checkpointed together; start it again")
+        refuse_resume(config.entry_point, resume)
         return run_comparison(config)
     data = domain_data(config, config.domain, seed=config.seed, data_seed=config.seed)
     spec = spec_for(config.domain)

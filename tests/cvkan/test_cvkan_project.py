@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from _entry import run_main
+from _entry import assert_rejected, run_main
 from projects.cvkan import CVKANRunConfig, train_and_evaluate
 from projects.cvkan.train import main
 from projects.cvkan.mechanism import FLOAT16_EXP_LIMIT, first_crossing
@@ -66,11 +66,7 @@ def test_bad_parameter_or_data_file_exits_2_with_one_line_and_no_run(tmp_path: P
                                                                       monkeypatch, capsys) -> None:
     files = _bad_files(tmp_path / "files")
     store = tmp_path / "store" / "mlflow.db"
-    result = run_main(main, [a.format(**files) for a in args], store, monkeypatch, capsys)
-    lines = result.stderr.strip().splitlines()
-    assert result.returncode == 2, result.stderr
-    assert len(lines) == 1 and f"{name}=" in lines[0] and expected in lines[0], lines
-    assert not store.exists()  # no store touched: no run, let alone a RUNNING one
+    assert_rejected(run_main(main, [a.format(**files) for a in args], store, monkeypatch, capsys), name, expected, store)
 
 
 def test_the_variants_set_precision_norm_and_epochs() -> None:
