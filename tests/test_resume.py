@@ -27,6 +27,9 @@ PROJECTS = {
     "cpc_snn_gw": ("projects.cpc_snn_gw.train",
                    ["--variant", "cpc_fixed", "--n_train", "64", "--n_val", "32", "--n_test", "64", "--epochs", "4",
                     "--batch_size", "16", "--log_every", "2"], 4 * 4, 4),
+    "poetry_ae": ("projects.poetry_ae.train",
+                  ["--variant", "rnn_baseline", "--epochs", "3", "--batch_size", "256", "--max_len", "20",
+                   "--vectors", "glove50", "--log_every", "2"], 3 * 11, 11),
     "cvkan": ("projects.cvkan.train",
               ["--variant", "nonorm", "--epochs", "3", "--batch_size", "128", "--log_every", "2"], 3 * 10, 10),
 }
