@@ -144,7 +144,7 @@ def test_float16_overflow_is_located_at_the_exponential_and_explained(tracking_u
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["amp_bf16", "fp32"])
 def test_the_same_growth_stays_finite_in_bfloat16_and_float32(tracking_uri: str, variant: str) -> None:
-    run, _ = _run(tracking_uri, variant=variant, epochs=8, lr=1e-2, log_every=5)
+    run, _ = _run(tracking_uri, variant=variant, epochs=6, lr=1e-2, log_every=5)  # float16 overflows in epoch 6
     codes = {f["code"] for f in _findings(run.info.run_id)}
     assert math.isfinite(run.data.metrics["amp/max_log_magnitude"])
     assert not codes & {"NONFINITE", "AMP_STEPS_SKIPPED"}
