@@ -1,0 +1,14 @@
+"""Simulated cryo-EM micrographs for document 004 (pure numpy, seeded)."""
+
+from lightning_modules.fixmatch_pu.data.micrographs import (
+    MicrographConfig,
+    ctf_2d,
+    electron_wavelength,
+    project_atoms,
+    pseudo_atoms,
+    random_rotations,
+    simulate_micrograph,
+)
+
+__all__ = ["MicrographConfig", "ctf_2d", "electron_wavelength", "project_atoms", "pseudo_atoms",
+           "random_rotations", "simulate_micrograph"]
