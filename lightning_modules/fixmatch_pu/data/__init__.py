@@ -9,6 +9,15 @@ from lightning_modules.fixmatch_pu.data.micrographs import (
     random_rotations,
     simulate_micrograph,
 )
+from lightning_modules.fixmatch_pu.data.patches import (
+    ConsistentNormalizer,
+    PUArrays,
+    PUConfig,
+    crop,
+    negative_centres,
+    simulate_pu,
+)
 
 __all__ = ["MicrographConfig", "ctf_2d", "electron_wavelength", "project_atoms", "pseudo_atoms",
-           "random_rotations", "simulate_micrograph"]
+           "random_rotations", "simulate_micrograph", "ConsistentNormalizer", "PUArrays", "PUConfig", "crop",
+           "negative_centres", "simulate_pu"]
