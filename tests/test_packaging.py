@@ -112,6 +112,7 @@ OWNERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("lightning_modules/cvkan/", ("cvkan",)),
     ("projects/poetry_ae/", ("poetry",)),
     ("lightning_modules/poetry_ae/", ("poetry",)),
+    ("lightning_modules/fixmatch_pu/", ("fixmatch",)),
     ("lightning_modules/", ("repr",)),
     ("projects/", ()),
     ("benchmarks/", ("all",)),
