@@ -42,13 +42,6 @@ class Fitted:
     def codes(self) -> set[str]:
         return {f.code for f in self.findings}
 
-    def metric(self, key: str) -> float | None:
-        """A test metric, else the last epoch's value of a history series (None: neither)."""
-        if key in self.fit.tested:
-            return self.fit.tested[key]
-        series = self.history.series(key)
-        return series[-1] if series else None
-
 
 def model_config(config: CVKANRunConfig, data: DomainData, **changes: Any) -> CVKANConfig:
     """The network of a run on `data`: the run's sizes, precision and norm, the data's shapes."""

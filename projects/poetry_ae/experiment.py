@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, replace
+from functools import cached_property
 from typing import Any
 
 import lightning as L
@@ -50,10 +51,18 @@ class Fitted:
     findings: list[Finding]
     evidence_k: int
     train_seconds: float
+    data: PoemData
 
     @property
     def codes(self) -> set[str]:
         return {f.code for f in self.findings}
+
+    @cached_property
+    def test_latents(self) -> tuple[np.ndarray, float]:
+        """The test split's bottleneck vectors, encoded once, and the seconds that took."""
+        start = time.perf_counter()
+        z = self.module.latents(self.data.datamodule.test_dataloader())
+        return z, time.perf_counter() - start
 
 
 def model_config(config: PoetryRunConfig, data: PoemData, **changes: Any) -> Any:
@@ -73,7 +82,8 @@ def fit_model(run: ProjectRun, config: PoetryRunConfig, data: PoemData, model: A
     history = EpochHistory(("val/", "train/"))
     start = time.perf_counter()
     fit = fit_and_test(run, module, data.datamodule, callbacks=[health, history], epochs=config.n_epochs)
-    return Fitted(module, fit, history, list(health.findings), steps_needed(health.t), time.perf_counter() - start)
+    return Fitted(module, fit, history, list(health.findings), steps_needed(health.t), time.perf_counter() - start,
+                  data)
 
 
 def outcome_metrics(fitted: Fitted, data: PoemData, config: PoetryRunConfig) -> dict[str, float | None]:
@@ -82,10 +92,7 @@ def outcome_metrics(fitted: Fitted, data: PoemData, config: PoetryRunConfig) -> 
 
     module, tested = fitted.module, fitted.fit.tested
     val = fitted.history.series("val/token_cosine")
-    loader = data.datamodule.test_dataloader()
-    start = time.perf_counter()
-    z = module.latents(loader)
-    encode_s = time.perf_counter() - start
+    z, encode_s = fitted.test_latents
     pca = pca_variance(z)
     at_document = PoetryAutoencoder(replace(module.config, input_dim=DOCUMENT_DIM)).param_counts()["total"]
     n_train = len(data.datamodule.split_indices["train"])
@@ -110,23 +117,24 @@ def outcome_metrics(fitted: Fitted, data: PoemData, config: PoetryRunConfig) -> 
 
 def log_outputs(run: ProjectRun, fitted: Fitted, data: PoemData, title: str) -> None:
     """The latents figure and the reconstructed poems (nearest vocabulary words) of the test split."""
+    from lightning_modules.poetry_ae import token_cosine
+
     client = mlflow.MlflowClient()
     test = data.datamodule.split_indices["test"]
-    z = fitted.module.latents(data.datamodule.test_dataloader())
+    z, _ = fitted.test_latents
     client.log_figure(run.run_id, latents_figure(z, data.arrays.lengths[test], f"{title}: test latents"),
                       "figures/latents_by_length.png")
     shown = test[:SHOWN]
     x = torch.from_numpy(data.arrays.x[shown])
     mask = torch.from_numpy(data.arrays.mask[shown])
     lengths = torch.from_numpy(data.arrays.lengths[shown])
-    recon = fitted.module.reconstruct(x, mask, lengths).numpy()
+    recon = fitted.module.reconstruct(x, mask, lengths)
     originals, guesses, cosines = [], [], []
     for i, row in enumerate(shown):
         n = int(data.arrays.lengths[row])
         originals.append(list(data.arrays.tokens[row][:n]))
-        guesses.append(data.vectors.nearest(recon[i, :n]))
-        a, b = recon[i, :n], data.arrays.x[row, :n]
-        cosines.append(float(np.mean(np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-12))))
+        guesses.append(data.vectors.nearest(recon[i, :n].numpy()))
+        cosines.append(float(token_cosine(recon[i:i + 1], x[i:i + 1], mask[i:i + 1])))
     client.log_text(run.run_id, reconstruction_text(originals, guesses, cosines, f"{title}: test reconstructions"),
                     "reconstructions.txt")
 
@@ -155,7 +163,6 @@ def train_and_evaluate(config: PoetryRunConfig, *, resume: str | None = None) ->
         from projects.poetry_ae.comparisons import run_comparison
 
         refuse_resume(config.entry_point, resume)
-
         return run_comparison(config)
     data = load_data(config)
     with open_run(SPEC, config, resume=resume) as run:
