@@ -7,14 +7,14 @@ mode) the inputs are transformed batch by batch in the loader; without it they a
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Callable
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from lightning_modules.cvkan.data.splits import ArraySplits
+from lightning_modules.seeded_data import SeededDataModule
 
 __all__ = ["CVKANDataModule"]
 
@@ -38,7 +38,7 @@ class _Arrays(Dataset):
         return self.x[index], self.y[index]
 
 
-class CVKANDataModule(L.LightningDataModule):
+class CVKANDataModule(SeededDataModule):
     """Train/val/test loaders of `splits`; the training shuffle is seeded and checkpointed.
 
     Args:
@@ -53,45 +53,23 @@ class CVKANDataModule(L.LightningDataModule):
 
     def __init__(self, splits: ArraySplits, *, batch_size: int = 64, seed: int = 0,
                  batch_transform: BatchTransform | None = None) -> None:
-        super().__init__()
-        if not (isinstance(batch_size, int) and batch_size >= 1):
-            raise ValueError(f"batch_size={batch_size!r} is not allowed; allowed: an integer >= 1")
+        super().__init__(batch_size=batch_size, seed=seed)
         self.splits = splits
-        self.batch_size = batch_size
-        self.seed = seed
         self.batch_transform = batch_transform
-        self._shuffle = torch.Generator().manual_seed(seed)
 
     @property
     def n_classes(self) -> int | None:
         """Classes of a classification task; None for regression (forecasting)."""
         return self.splits.n_classes
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"shuffle": self._shuffle.get_state()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._shuffle.set_state(state_dict["shuffle"])
-
-    def _collate(self, batch: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
+    def collate(self, batch: tuple[np.ndarray, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = batch
         if self.batch_transform is not None:
             x = self.batch_transform(x)
         return torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y))
 
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        x, y = self.splits.split(split)
-        return DataLoader(_Arrays(x, y), batch_size=self.batch_size, shuffle=shuffle, collate_fn=self._collate,
-                          generator=self._shuffle if shuffle else None, num_workers=0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+    def dataset(self, split: str) -> Dataset:
+        return _Arrays(*self.splits.split(split))
 
     def example_input(self, n: int = 1) -> np.ndarray:
         """The first `n` training inputs as the model sees them, for a logged model's input example."""

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
 
-import lightning as L
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import Dataset
 
 from lightning_modules.poetry_ae.data.dataset import PoemArrays
+from lightning_modules.seeded_data import SeededDataModule
 from lightning_modules.splits import check_fractions
 
 __all__ = ["SPLITS", "PoetryDataModule", "random_split"]
@@ -53,11 +52,7 @@ class _Sequences(Dataset):
         return self.x[index], self.mask[index], self.lengths[index]
 
 
-def _as_batch(batch: tuple[torch.Tensor, torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, ...]:
-    return batch
-
-
-class PoetryDataModule(L.LightningDataModule):
+class PoetryDataModule(SeededDataModule):
     """Train/val/test loaders of poem sequences: batches (x (B, T, D) float32, mask (B, T) bool, lengths (B,) int64).
 
     The split is a seeded random permutation of the sequences (`split_indices`); the training
@@ -81,15 +76,10 @@ class PoetryDataModule(L.LightningDataModule):
 
     def __init__(self, arrays: PoemArrays, *, batch_size: int = 16, seed: int = 0, val_fraction: float = 0.1,
                  test_fraction: float = 0.1) -> None:
-        super().__init__()
-        if not (isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size >= 1):
-            raise ValueError(f"batch_size={batch_size!r} is not allowed; allowed: an integer >= 1")
+        super().__init__(batch_size=batch_size, seed=seed)
         self.arrays = arrays
-        self.batch_size = batch_size
-        self.seed = seed
         self._splits = random_split(len(arrays), seed=seed, val_fraction=val_fraction, test_fraction=test_fraction)
         self._datasets = {name: _Sequences(arrays, idx) for name, idx in self._splits.items()}
-        self._shuffle = torch.Generator().manual_seed(seed)
 
     @property
     def split_indices(self) -> dict[str, np.ndarray]:
@@ -106,24 +96,8 @@ class PoetryDataModule(L.LightningDataModule):
         """T, the padded sequence length."""
         return self.arrays.max_len
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"shuffle": self._shuffle.get_state()}
-
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        self._shuffle.set_state(state_dict["shuffle"])
-
-    def _loader(self, split: str, shuffle: bool) -> DataLoader:
-        return DataLoader(self._datasets[split], batch_size=self.batch_size, shuffle=shuffle, collate_fn=_as_batch,
-                          generator=self._shuffle if shuffle else None, num_workers=0)
-
-    def train_dataloader(self) -> DataLoader:
-        return self._loader("train", shuffle=True)
-
-    def val_dataloader(self) -> DataLoader:
-        return self._loader("val", shuffle=False)
-
-    def test_dataloader(self) -> DataLoader:
-        return self._loader("test", shuffle=False)
+    def dataset(self, split: str) -> Dataset:
+        return self._datasets[split]
 
     def example_input(self, n: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The first `n` training sequences (x, mask, lengths) as numpy, for a logged model's input example."""
