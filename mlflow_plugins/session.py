@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from .analysis import MetricValue, RuleSet
-from .analysis.rule import Rule
+from .analysis.rule import Rule, metrics_read
 from .findings import Finding, Severity, announcement
 from .outcome import error_line
 from .run_record import RunReport
@@ -78,8 +78,7 @@ class Session:
         """
         values = {str(k): float(v) for k, v in metrics.items()}
         if epoch is None:
-            needs = sorted({r.metric for r in self.rules.rules
-                            if getattr(r, "per", None) == "epoch" and getattr(r, "metric", None) in values})
+            needs = sorted(metrics_read(self.rules.rules, "epoch") & values.keys())
             if needs:
                 raise ValueError(f"epoch=None, but rules count epochs of {needs}; pass epoch=<int>")
         summaries = [MetricValue(k, v, step, epoch) for k, v in values.items()]

@@ -28,20 +28,28 @@ class MetricValue:
 
 
 class MetricRule(Rule):
-    """A finding when a metric stays below (or above) a bound for N steps or N epochs in a row.
+    """A finding when a metric, or its ratio to another metric, stays below (or above) a bound for
+    N steps or N epochs in a row.
 
-    Within one epoch (or step) the last value counts, so a metric logged per batch is judged by
-    where it ended the epoch. A NaN value breaks the run of bad values (NONFINITE is for NaNs).
+    Within one epoch (or step) the last value of each metric counts, so a metric logged per batch
+    is judged by where it ended the epoch; with `relative_to`, the period is judged on the ratio
+    of the two metrics' values whenever both are known, in whichever order they arrive. A NaN
+    value breaks the run of bad periods (NONFINITE is for NaNs), and so does a period whose ratio
+    is undefined: a reference that is zero, not finite, or not logged in that period.
 
     Args:
         metric: the metric's key, exactly as logged.
         code: the finding's code (upper-case, e.g. "PSEUDO_LABELS_UNUSED").
-        below / above: the bound(s); the condition holds when value < below or value > above.
+        below / above: the bound(s); the condition holds when value < below or value > above
+            (the value being `metric / relative_to` when `relative_to` is given).
+        relative_to: another metric's key: the bounds apply to the ratio `metric / relative_to`
+            of their values in the same period (e.g. a configured prior over the estimated one).
         for_steps / for_epochs: how many consecutive steps or epochs it must hold (one of them;
             default 1 step).
         severity: "info", "warning" (default) or "critical".
         hint: the fix, shown in the report.
-        name: the rule's checkpoint key; default "metric:<code>:<metric>".
+        name: the rule's checkpoint key; default "metric:<code>:<metric>", or
+            "metric:<code>:<metric>/<relative_to>".
 
     Raises:
         ValueError: an invalid argument, naming it and what is allowed.
@@ -50,12 +58,17 @@ class MetricRule(Rule):
     accepts = (MetricValue,)
 
     def __init__(self, metric: str, *, code: str, below: float | None = None,
-                 above: float | None = None, for_steps: int | None = None,
-                 for_epochs: int | None = None, severity: str = "warning", hint: str = "",
-                 name: str | None = None) -> None:
+                 above: float | None = None, relative_to: str | None = None,
+                 for_steps: int | None = None, for_epochs: int | None = None,
+                 severity: str = "warning", hint: str = "", name: str | None = None) -> None:
         if not isinstance(metric, str) or not metric:
             raise ValueError(f"metric={metric!r} is not a metric name; allowed: a non-empty string")
-        self.metric, self.code = metric, check_code(code)
+        if relative_to is not None and (not isinstance(relative_to, str) or not relative_to
+                                        or relative_to == metric):
+            raise ValueError(f"relative_to={relative_to!r} is not allowed; allowed: None or the "
+                             f"name of a metric other than metric={metric!r} (a non-empty string)")
+        self.metric, self.relative_to, self.code = metric, relative_to, check_code(code)
+        self.reads: tuple[str, ...] = (metric,) if relative_to is None else (metric, relative_to)
         self.severity = check_severity(severity)
         if below is None and above is None:
             raise ValueError("Rule.metric needs below= and/or above=; got neither")
@@ -76,41 +89,63 @@ class MetricRule(Rule):
         if not isinstance(hint, str):
             raise ValueError(f"hint={hint!r} is not allowed; allowed: a string")
         self.hint = hint
-        self.name = name if name is not None else f"metric:{self.code}:{metric}"
+        self.name = name if name is not None else f"metric:{self.code}:{'/'.join(self.reads)}"
 
     def init(self) -> dict[str, Any]:
-        # key: the epoch/step being judged; before/since: the run of bad periods before it, and
-        # the step that run started at; run/start: the same including the period being judged
-        return {"key": None, "before": 0, "since": None, "run": 0, "start": None, "reported": False}
+        # key: the epoch/step being judged; seen: the last value of each metric read in it;
+        # before/since: the run of bad periods before it, and the step that run started at;
+        # run/start: the same including the period being judged
+        return {"key": None, "seen": {}, "before": 0, "since": None, "run": 0, "start": None,
+                "reported": False}
 
     def update(self, value: MetricValue, state: dict[str, Any]) -> tuple[list[Finding], dict[str, Any]]:
         key = value.epoch if self.per == "epoch" else value.step
-        if value.name != self.metric or key is None:
+        if value.name not in self.reads or key is None:
             return [], state
         if key == state["key"]:  # a later value of the period being judged replaces the earlier
             before, since = state["before"], state["since"]
+            # .get: a state checkpointed before rules kept `seen` lacks it
+            seen = {**state.get("seen", {}), value.name: float(value.value)}
         else:
             before, since = state["run"], state["start"]
-        bad = self.violated(value.value)
+            seen = {value.name: float(value.value)}
+        judged = self.judged(seen)
+        bad = self.violated(judged)
         run = before + 1 if bad else 0
         start = (since if before else value.step) if bad else None
-        state = {"key": key, "before": before, "since": since, "run": run, "start": start,
-                 "reported": state["reported"]}
+        state = {"key": key, "seen": seen, "before": before, "since": since, "run": run,
+                 "start": start, "reported": state["reported"]}
         if run < self.count or state["reported"]:
             return [], state
         bound = {k: v for k, v in (("below", self.below), ("above", self.above)) if v is not None}
-        evidence = {"value": float(value.value), **bound, f"for_{self.per}s": self.count,
+        parts = {} if self.relative_to is None else {"metric_value": seen[self.metric],
+                                                     "reference_value": seen[self.relative_to]}
+        evidence = {"value": judged, **parts, **bound, f"for_{self.per}s": self.count,
                     "last_step": value.step, **({"epoch": value.epoch} if value.epoch is not None else {})}
         side = " and ".join(f"{k} {v:g}" for k, v in bound.items())
-        said = (f"{self.metric} = {value.value:.4g}, {side} for {self.count} {self.per}{'s' * (self.count != 1)} in a row "
-                f"(steps {start} to {value.step})")
+        what = " / ".join(self.reads)
+        of = " / ".join(f"{v:.4g}" for v in parts.values())
+        said = (f"{what} = {judged:.4g}{f' ({of})' if of else ''}, {side} for {self.count} "
+                f"{self.per}{'s' * (self.count != 1)} in a row (steps {start} to {value.step})")
         finding = Finding(self.code, self.severity, int(start), self.metric, evidence, self.hint, said)
         return [finding], {**state, "reported": True}
 
     def __repr__(self) -> str:
+        reference = f", relative_to={self.relative_to!r}" if self.relative_to is not None else ""
         bounds = "".join(f", {k}={v!r}" for k, v in (("below", self.below), ("above", self.above))
                          if v is not None)
-        return f"Rule.metric({self.metric!r}{bounds}, for_{self.per}s={self.count}, code={self.code!r})"
+        return (f"Rule.metric({self.metric!r}{reference}{bounds}, for_{self.per}s={self.count}, "
+                f"code={self.code!r})")
+
+    def judged(self, seen: dict[str, float]) -> float:
+        """The value a period is judged on, from the last value of each metric read in it: the
+        metric, or its ratio to `relative_to`; NaN when that is undefined (a value missing, a
+        reference that is zero or not finite)."""
+        value = seen.get(self.metric, math.nan)
+        if self.relative_to is None:
+            return value
+        reference = seen.get(self.relative_to, math.nan)
+        return value / reference if math.isfinite(reference) and reference != 0 else math.nan
 
     def violated(self, value: float) -> bool:
         """Whether one value is outside the bounds (NaN is not)."""

@@ -8,13 +8,14 @@ a user's own are written the same way and recorded the same way.
 
 Summaries are what adapters (torch, Lightning, JAX) extract from training: `GradPresence` every
 step, `GradSnapshot` on sampled steps, `NonfiniteEvent`, `AmpStep`, `NormProbe`, and
-`MetricValue` for metrics the model logs. A rule names the summary types it reads in `accepts`.
+`MetricValue` for metrics the model logs. A rule names the summary types it reads in `accepts`,
+and the metrics it reads in `reads` (with `per`: whether it judges them every step or epoch).
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Literal, Sequence
 
 from ..findings import Finding
 from ..outcome import error_line
@@ -33,6 +34,11 @@ class Rule(ABC):
     Attributes:
         name: the rule's key in checkpoints; unique among the rules of one monitor or callback.
         accepts: the summary types `update` reads; others never reach it.
+        reads: the metrics (names as logged) a rule accepting `MetricValue` reads: the Lightning
+            callbacks read exactly these from `trainer.callback_metrics` (each read is a host
+            sync); `log_metrics` passes every metric it is given.
+        per: when the metrics in `reads` are read, "step" (after every batch) or "epoch" (after
+            every epoch; `log_metrics` then needs `epoch=`).
 
     Example:
         >>> class NoProbeSpread(Rule):
@@ -42,10 +48,22 @@ class Rule(ABC):
         ...         if probe.cv_in > 0 or probe.module in seen:
         ...             return [], seen
         ...         return [Finding("FLAT_INPUT", "info", probe.step, probe.module)], seen | {probe.module}
+
+        A rule over logged metrics declares which it reads, and when:
+
+        >>> class LossRises(Rule):
+        ...     name, accepts, reads, per = "loss_rises", (MetricValue,), ("val/loss",), "epoch"
+        ...     def init(self): return None  # the previous epoch's loss
+        ...     def update(self, value, last):
+        ...         rises = last is not None and value.value > 2 * last
+        ...         found = [Finding("LOSS_RISES", "warning", value.step, value.name)] if rises else []
+        ...         return found, value.value
     """
 
     name: str = ""
     accepts: tuple[type, ...] = ()
+    reads: tuple[str, ...] = ()
+    per: Literal["step", "epoch"] = "step"
 
     @abstractmethod
     def init(self) -> State:
@@ -57,18 +75,29 @@ class Rule(ABC):
 
     @staticmethod
     def metric(metric: str, *, code: str, below: float | None = None, above: float | None = None,
-               for_steps: int | None = None, for_epochs: int | None = None,
-               severity: str = "warning", hint: str = "", name: str | None = None) -> "Rule":
-        """A rule over a metric the model logs; see `MetricRule` for the arguments.
+               relative_to: str | None = None, for_steps: int | None = None,
+               for_epochs: int | None = None, severity: str = "warning", hint: str = "",
+               name: str | None = None) -> "Rule":
+        """A rule over a metric the model logs, or over its ratio to another (`relative_to`);
+        see `MetricRule` for the arguments.
 
         Example:
             >>> Rule.metric("train/pseudo_label_rate", below=0.2, for_epochs=3,
             ...             code="PSEUDO_LABELS_UNUSED", hint="lower the confidence threshold")
+            >>> Rule.metric("pu/prior_configured", relative_to="pu/prior_estimated", below=0.8,
+            ...             above=1.25, for_epochs=1, code="PU_PRIOR_MISMATCH")
         """
         from .metric_rule import MetricRule
 
-        return MetricRule(metric, code=code, below=below, above=above, for_steps=for_steps,
-                          for_epochs=for_epochs, severity=severity, hint=hint, name=name)
+        return MetricRule(metric, code=code, below=below, above=above, relative_to=relative_to,
+                          for_steps=for_steps, for_epochs=for_epochs, severity=severity, hint=hint,
+                          name=name)
+
+
+def metrics_read(rules: Iterable[Any], per: str) -> set[str]:
+    """The metric names that the rules judging every `per` ("step" or "epoch") declare in
+    `reads`: what an adapter must hand them, and when."""
+    return {n for r in rules if getattr(r, "per", "step") == per for n in getattr(r, "reads", ())}
 
 
 def check_rules(rules: object) -> list[Any]:
@@ -156,3 +185,11 @@ def _check_rule(rule: Any) -> None:
     if not isinstance(accepts, Sequence) or not accepts or not all(isinstance(t, type) for t in accepts):
         raise ValueError(f"rule {rule.name!r} has accepts={accepts!r}; allowed: a non-empty tuple "
                          "of summary types, e.g. (GradSnapshot,)")
+    reads = getattr(rule, "reads", ())
+    if isinstance(reads, str) or not isinstance(reads, Sequence) or \
+            not all(isinstance(n, str) and n for n in reads):
+        raise ValueError(f"rule {rule.name!r} has reads={reads!r}; allowed: a tuple of metric "
+                         "names, e.g. ('val/acc',)")
+    per = getattr(rule, "per", "step")
+    if reads and per not in ("step", "epoch"):
+        raise ValueError(f"rule {rule.name!r} has per={per!r}; allowed: 'step' or 'epoch'")

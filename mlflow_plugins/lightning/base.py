@@ -8,7 +8,7 @@ import lightning.pytorch as pl
 from lightning.pytorch.loggers import MLFlowLogger
 
 from ..analysis import MetricValue, Rule, RuleSet
-from ..analysis.rule import check_rules
+from ..analysis.rule import check_rules, metrics_read
 from ..findings import Finding
 from ..recording import Recorder
 from ..run_check import resolve_recorder
@@ -30,7 +30,8 @@ class FixlabCallback(pl.Callback):
     Args:
         builtin: makes the built-in rules this callback judges with, from its thresholds.
         thresholds: the thresholds this callback declares, by name (validated by `Thresholds`).
-        rules: the user's own rules; metric rules read `trainer.callback_metrics`.
+        rules: the user's own rules; the metrics they name in `reads` are read from
+            `trainer.callback_metrics` after every step or epoch (their `per`).
         log_every / policy / every_step: see the subclasses.
     """
 
@@ -45,9 +46,8 @@ class FixlabCallback(pl.Callback):
             raise ValueError(f"every_step={every_step!r} is not allowed; allowed: True or False")
         self.every_step = every_step
         self.rules = RuleSet([*builtin(self.t), *check_rules(rules)])
-        # Metric rules name their metric and whether they count steps or epochs (`MetricRule`).
-        self._metric_rules = {per: {r.metric for r in self.rules.rules if getattr(r, "per", None) == per}
-                              for per in ("step", "epoch")}
+        # The metrics the rules read (`Rule.reads`), by when they judge them (`Rule.per`).
+        self._metric_rules = {per: metrics_read(self.rules.rules, per) for per in ("step", "epoch")}
         self._session: Session | None = None
         self._trainer: pl.Trainer | None = None
         self._epoch_done: int | None = None  # an ended epoch whose metrics are not judged yet
