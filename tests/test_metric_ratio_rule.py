@@ -55,7 +55,7 @@ def test_ratio_above_the_bound_for_epochs_in_a_row(reference_first):
                               "reference_value": 0.189, "below": 0.8, "above": 1.25,
                               "for_epochs": 2, "last_step": 40, "epoch": 4}
     assert found.message == ("pu/prior_configured / pu/prior_estimated = 1.587 (0.3 / 0.189), "
-                             "below 0.8 and above 1.25 for 2 epochs in a row (steps 30 to 40)")
+                             "outside 0.8 to 1.25 for 2 epochs in a row (steps 30 to 40)")
     assert found.hint == PRIOR["hint"]
 
 

@@ -122,7 +122,8 @@ class MetricRule(Rule):
                                                      "reference_value": seen[self.relative_to]}
         evidence = {"value": judged, **parts, **bound, f"for_{self.per}s": self.count,
                     "last_step": value.step, **({"epoch": value.epoch} if value.epoch is not None else {})}
-        side = " and ".join(f"{k} {v:g}" for k, v in bound.items())
+        side = (f"outside {self.below:g} to {self.above:g}" if len(bound) == 2
+                else " ".join(f"{k} {v:g}" for k, v in bound.items()))
         what = " / ".join(self.reads)
         of = " / ".join(f"{v:.4g}" for v in parts.values())
         said = (f"{what} = {judged:.4g}{f' ({of})' if of else ''}, {side} for {self.count} "
