@@ -15,7 +15,7 @@ import numpy as np
 from lightning_modules.cvkan.data.errors import DataFileError, file_error
 
 __all__ = ["read_micrograph", "write_micrograph", "read_star_coordinates", "write_star_coordinates",
-           "read_topaz_coordinates", "write_topaz_coordinates", "DataFileError"]
+           "read_topaz_coordinates", "write_topaz_coordinates", "read_picked_micrographs", "DataFileError"]
 
 _MRC = "an MRC file holding one 2-D micrograph (mode 0, 1, 2 or 6)"
 _STAR = ("a RELION STAR file with rlnCoordinateX and rlnCoordinateY columns (and rlnMicrographName when it "
@@ -113,3 +113,33 @@ def _centres(path: str | os.PathLike, x, y, allowed: str) -> np.ndarray:
     if not (np.isfinite(cols).all() and np.isfinite(rows).all()):
         raise file_error(path, "has NaN or infinite coordinates", allowed)
     return np.rint(np.stack([rows, cols], axis=1)).astype(np.int64).reshape(-1, 2)
+
+
+def read_picked_micrographs(folder: str | os.PathLike, coordinates: str | os.PathLike
+                            ) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """Every `*.mrc` micrograph of `folder` (sorted by name) with its particle centres (row, col)
+    from `coordinates`: a RELION STAR file (`.star`) or a Topaz coordinate file (any other suffix).
+
+    Raises:
+        DataFileError: no MRC file in the folder, a file that is not its format, a micrograph with no
+            particle listed, or a coordinate outside its micrograph.
+    """
+    paths = sorted(Path(folder).glob("*.mrc"))
+    if not paths:
+        raise file_error(folder, "holds no .mrc file", "a folder of MRC micrographs (*.mrc)")
+    star = Path(coordinates).suffix.lower() == ".star"
+    read = read_star_coordinates if star else read_topaz_coordinates
+    out = []
+    for path in paths:
+        image = read_micrograph(path)
+        centres = read(coordinates, micrograph=path.name)
+        if len(centres) == 0:
+            raise file_error(coordinates, f"lists no particle for micrograph {path.name}", _STAR if star else _TOPAZ)
+        outside = (centres < 0).any(axis=1) | (centres >= np.array(image.shape)).any(axis=1)
+        if outside.any():
+            r, c = centres[np.flatnonzero(outside)[0]]
+            raise file_error(coordinates, f"has {int(outside.sum())} coordinate(s) outside micrograph {path.name} "
+                             f"({image.shape[1]} x {image.shape[0]} pixels), e.g. x={c}, y={r}",
+                             "coordinates within the micrograph, in pixels")
+        out.append((path.name, image, centres))
+    return out

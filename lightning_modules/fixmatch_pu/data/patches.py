@@ -11,13 +11,14 @@ split (the note's fix for inconsistent normalization).
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, replace
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 
 from lightning_modules.fixmatch_pu.data.micrographs import MicrographConfig, simulate_micrograph
 
-__all__ = ["PUConfig", "PUArrays", "ConsistentNormalizer", "crop", "negative_centres", "simulate_pu"]
+__all__ = ["PUConfig", "PUArrays", "ConsistentNormalizer", "crop", "negative_centres", "pu_patches",
+           "simulated_micrographs", "simulate_pu"]
 
 
 def crop(image: np.ndarray, centres: np.ndarray, box: int) -> np.ndarray:
@@ -27,14 +28,16 @@ def crop(image: np.ndarray, centres: np.ndarray, box: int) -> np.ndarray:
         if len(centres) else np.zeros((0, box, box), dtype=image.dtype)
 
 
-def negative_centres(n: int, field: int, box: int, particles: np.ndarray, rng: np.random.Generator,
-                     tries: int = 20_000) -> np.ndarray:
-    """Up to `n` box centres at least one box from every particle centre (and inside the field)."""
+def negative_centres(n: int, field: int | tuple[int, int], box: int, particles: np.ndarray,
+                     rng: np.random.Generator, tries: int = 20_000) -> np.ndarray:
+    """Up to `n` box centres at least one box from every particle centre, every box inside the field
+    (its side, or its (rows, cols))."""
+    high = np.broadcast_to(np.asarray(field), (2,)) - box // 2
     out: list[tuple[int, int]] = []
     for _ in range(tries):
         if len(out) == n:
             break
-        c = rng.integers(box // 2, field - box // 2, size=2)
+        c = rng.integers(box // 2, high)
         if len(particles) == 0 or np.min(np.sum((particles - c) ** 2, axis=1)) >= box * box:
             out.append((int(c[0]), int(c[1])))
     return np.array(out, dtype=np.int64).reshape(-1, 2)
@@ -104,21 +107,37 @@ class ConsistentNormalizer:
         return ((x - self.mean) / self.std).astype(np.float32)
 
 
-def simulate_pu(config: PUConfig = PUConfig()) -> PUArrays:
-    """The patches of `config.n_micrographs` simulated micrographs (micrograph i seeded seed*1000+i),
-    with a seeded labeled share of the positives."""
-    rng = np.random.default_rng(config.seed)
+def pu_patches(micrographs: Iterable[tuple[np.ndarray, np.ndarray]], *, box: int, negatives_per_micrograph: int,
+               labeled_fraction: float, seed: int) -> PUArrays:
+    """The PU patches of micrographs given as (image, particle centres): a box around every particle
+    whose box fits in the image, `negatives_per_micrograph` background boxes, and a seeded
+    `labeled_fraction` of the positives labeled. Simulated and the user's micrographs alike."""
+    rng = np.random.default_rng(seed)
     xs, ys, sources = [], [], []
-    for i in range(config.n_micrographs):
-        mc = replace(config.micrograph, seed=config.seed * 1000 + i)
-        image, particles, _ = simulate_micrograph(mc)
-        negatives = negative_centres(config.negatives_per_micrograph, mc.field, mc.box, particles, rng)
-        for centres, label in ((particles, 1), (negatives, 0)):
-            xs.append(crop(image, centres, mc.box))
+    for i, (image, particles) in enumerate(micrographs):
+        half = box // 2
+        fits = ((particles >= half) & (particles + (box - half) <= np.array(image.shape))).all(axis=1)
+        negatives = negative_centres(negatives_per_micrograph, image.shape, box, particles, rng)
+        for centres, label in ((particles[fits], 1), (negatives, 0)):
+            xs.append(crop(image, centres, box))
             ys.append(np.full(len(centres), label, dtype=np.int64))
             sources.append(np.full(len(centres), i, dtype=np.int64))
     y = np.concatenate(ys)
     positives = np.flatnonzero(y == 1)
     labeled = np.zeros(len(y), dtype=bool)
-    labeled[rng.choice(positives, size=round(len(positives) * config.labeled_fraction), replace=False)] = True
+    labeled[rng.choice(positives, size=round(len(positives) * labeled_fraction), replace=False)] = True
     return PUArrays(np.concatenate(xs).astype(np.float32), y, labeled, np.concatenate(sources))
+
+
+def simulated_micrographs(config: PUConfig) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(image, particle centres) of each simulated micrograph; micrograph i is seeded seed*1000+i."""
+    for i in range(config.n_micrographs):
+        image, particles, _ = simulate_micrograph(replace(config.micrograph, seed=config.seed * 1000 + i))
+        yield image, particles
+
+
+def simulate_pu(config: PUConfig = PUConfig()) -> PUArrays:
+    """The PU patches of `config.n_micrographs` simulated micrographs."""
+    return pu_patches(simulated_micrographs(config), box=config.micrograph.box,
+                      negatives_per_micrograph=config.negatives_per_micrograph,
+                      labeled_fraction=config.labeled_fraction, seed=config.seed)
