@@ -113,6 +113,7 @@ OWNERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("projects/poetry_ae/", ("poetry",)),
     ("lightning_modules/poetry_ae/", ("poetry",)),
     ("lightning_modules/fixmatch_pu/", ("fixmatch",)),
+    ("projects/fixmatch_pu/", ("fixmatch",)),
     ("lightning_modules/", ("repr",)),
     ("projects/", ()),
     ("benchmarks/", ("all",)),
