@@ -46,7 +46,7 @@ def _peers(parent: ProjectRun, config: FixMatchPURunConfig) -> Table:
         curves[name] = cell.curves[0]
         rows.append({"objective": name, "fixmatch": model.fixmatch, "test/auc": measured["test/auc"],
                      "test/ap": measured["test/ap"], "best val/auc": measured["val/auc"],
-                     "final prediction std": measured["val/final_pred_std"], "healthy": cell.health[0]})
+                     "final prediction std": measured["final/val_pred_std"], "healthy": cell.health[0]})
         metrics.update({f"peers/{name}/test_auc": measured["test/auc"], f"peers/{name}/test_ap": measured["test/ap"]})
         print(f"  supervised_baseline {name}: test/auc {measured['test/auc']:.4f} ({cell.health[0]})", flush=True)
     best_other = max(v for k, v in metrics.items() if k.endswith("/test_auc") and "fixmatch" not in k)

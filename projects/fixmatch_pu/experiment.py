@@ -80,7 +80,7 @@ def headline(metrics: dict[str, float | None]) -> list[str]:
     m = lambda key: math.nan if metrics.get(key) is None else metrics[key]  # noqa: E731
     return [f"test/auc {m('test/auc'):.4f}  test/ap {m('test/ap'):.4f}  best val/auc {m('val/auc'):.4f}",
             f"pseudo-label usage {m('pseudo/final_usage_rate'):.1%} (at 0.95: {m('pseudo/final_rate_at_0.95'):.1%}, "
-            f"at 0.75: {m('pseudo/final_rate_at_0.75'):.1%})  prediction std {m('val/final_pred_std'):.3f}",
+            f"at 0.75: {m('pseudo/final_rate_at_0.75'):.1%})  prediction std {m('final/val_pred_std'):.3f}",
             f"prior configured {m('pu/prior_configured'):.3f}, data {m('pu/prior_estimated'):.3f}  "
             f"grad norm median {m('grad/norm_median'):.3g}  picks P/R {m('picks/precision'):.2f}/{m('picks/recall'):.2f}"
-            f"  {m('speed/train_patches_per_s'):.0f} patches/s"]
+            f"  {m('perf/train_patches_per_s'):.0f} patches/s"]

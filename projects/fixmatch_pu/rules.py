@@ -10,7 +10,8 @@ module logs each epoch, passed to the fixlab callbacks with `rules=`:
   the predictions are still bunched, low usage is the model's state, not the threshold's fault,
   and `PREDICTIONS_COLLAPSED` is the finding that speaks.
 - `PREDICTIONS_COLLAPSED`: the validation predictions' standard deviation below 0.1 for 5 epochs
-  in a row (the note: "should be > 0.1 (not collapsed)").
+  in a row, a tenth of the note's 50 (the note: "should be > 0.1 (not collapsed)"). A slow start
+  counts too: the finding's steps say which epochs.
 - `PU_PRIOR_MISMATCH`: the configured prior more than 25 % away from the one the data imply (the
   note's 0.3 against 0.197 is 52 % away). 25 %: nnPU's authors report the risk estimate staying
   useful for a prior misspecified by up to about 20 % (Kiryo et al. 2017); beyond that it is biased.

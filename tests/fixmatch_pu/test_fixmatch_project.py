@@ -109,7 +109,7 @@ def test_tiny_original_run_logs_the_monitoring_targets_and_the_prior_finding(tra
     assert "PU_PRIOR_MISMATCH" in tags["fixlab.findings"]
     assert {"train/pseudo_label_rate", "pseudo/rate_at_0.95", "pseudo/rate_at_0.75", "val/auc", "val/ap",
             "val/pred_std", "pu/risk_positive", "pu/risk_negative", "pu/prior_configured", "pu/prior_estimated",
-            "grad_norm/total", "test/auc", "grad/norm_median", "picks/precision", "speed/train_patches_per_s",
+            "grad_norm/total", "test/auc", "grad/norm_median", "picks/precision", "perf/train_patches_per_s",
             "stability/val_auc_max_drop"} <= set(metrics)
     assert metrics["pu/prior_configured"] == pytest.approx(0.3) and 0 < metrics["pu/prior_estimated"] < 0.3
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "val/auc")
@@ -128,7 +128,7 @@ def test_the_prior_from_the_data_gives_no_prior_finding(tracking_uri: str) -> No
 
 @pytest.mark.slow
 def test_same_seed_same_metrics(tracking_uri: str) -> None:
-    keep = lambda m: {k: repr(v) for k, v in m.items() if not k.startswith(("system/", "speed/"))}  # noqa: E731
+    keep = lambda m: {k: repr(v) for k, v in m.items() if not k.startswith(("system/", "perf/"))}  # noqa: E731
     a, b = _run(variant="v2", epochs=1), _run(variant="v2", epochs=1)
     assert keep(a.data.metrics) == keep(b.data.metrics)
 
