@@ -276,3 +276,26 @@ def test_lightning_feeds_a_users_rule_the_metrics_it_reads():
     _fit(TwoMetrics([1.0, 2.0, 3.0], [10.0, 20.0, 30.0]), steps, epochs=3)
     # after every step, what callback_metrics holds then: an epoch-level "a" once its epoch ended
     assert steps.rules.states["seen"] == (("a", 1.0, 1),) * 3 + (("a", 2.0, 2),) * 3
+
+
+class DipsMidEpoch(Wrapped):
+    """Logs "m" after every step: 0.1 on an epoch's first batches, 1.0 on its last."""
+
+    def __init__(self) -> None:
+        super().__init__(torch.nn.Linear(16, 4))
+
+    def training_step(self, batch, batch_idx):  # noqa: ANN001, ANN201
+        loss = super().training_step(batch, batch_idx)
+        self.log("m", 1.0 if batch_idx == 2 else 0.1, on_step=True, on_epoch=False)
+        return loss
+
+
+def test_a_value_read_after_a_batch_never_reaches_a_rule_that_counts_epochs():
+    # A step rule on "m" makes the callback read it after every batch; the epoch rule must judge
+    # each epoch by its last value only (1.0), not by a mid-epoch 0.1 read for the step rule.
+    low = Rule.metric("m", below=0.5, for_epochs=1, code="M_LOW_EPOCH")
+    high = Rule.metric("m", above=100.0, for_steps=1, code="M_HIGH_STEP")
+    stepwise = Rule.metric("m", below=0.5, for_steps=2, code="M_LOW_STEPS")
+    callback = GradientHealthCallback(rules=[low, high, stepwise])
+    _fit(DipsMidEpoch(), callback, epochs=2)
+    assert codes(callback.findings) == {"M_LOW_STEPS"}  # two low steps in a row: the step rule sees them

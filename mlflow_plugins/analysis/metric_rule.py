@@ -19,12 +19,17 @@ class MetricValue:
         value: its value.
         step: the optimizer step it belongs to.
         epoch: the epoch it belongs to (None when the loop does not say).
+        per: the cadence it was read at for the rules, "step" or "epoch" (the Lightning callbacks
+            read a metric after each batch for the rules that count steps and after each epoch for
+            those that count epochs; only those rules receive it); None: every rule reading it does
+            (`log_metrics`).
     """
 
     name: str
     value: float
     step: int
     epoch: int | None = None
+    per: str | None = None
 
 
 class MetricRule(Rule):

@@ -138,9 +138,13 @@ class RuleSet:
         return bool(self._for(kind))
 
     def observe(self, summary: Any) -> list[Finding]:
-        """Every rule that accepts `summary` updates its state; their findings, in rule order."""
+        """Every rule that accepts `summary` (and, for a summary read at a cadence, counts at that
+        cadence: `per`) updates its state; their findings, in rule order."""
         findings: list[Finding] = []
+        per = getattr(summary, "per", None)
         for rule in self._for(type(summary)):
+            if per is not None and getattr(rule, "per", per) != per:
+                continue  # read for the rules of the other cadence
             try:
                 found, self.states[rule.name] = rule.update(summary, self.states[rule.name])
             except Exception as error:  # noqa: BLE001 - a rule's failure must not stop training

@@ -113,7 +113,7 @@ class FixlabCallback(pl.Callback):
         """Judges per-step metric rules; flushes metrics every `log_every` steps."""
         step = trainer.global_step - 1
         if self._metric_rules["step"]:
-            self._judge_metrics(trainer, self._metric_rules["step"], step, trainer.current_epoch)
+            self._judge_metrics(trainer, self._metric_rules["step"], step, trainer.current_epoch, "step")
         if self._session is not None and step % self.log_every == 0:
             self._session.flush()
 
@@ -132,12 +132,13 @@ class FixlabCallback(pl.Callback):
     def _judge_epoch(self, trainer: pl.Trainer) -> None:
         epoch, self._epoch_done = self._epoch_done, None
         if epoch is not None and self._metric_rules["epoch"]:
-            self._judge_metrics(trainer, self._metric_rules["epoch"], trainer.global_step, epoch)
+            self._judge_metrics(trainer, self._metric_rules["epoch"], trainer.global_step, epoch, "epoch")
 
-    def _judge_metrics(self, trainer: pl.Trainer, names: set[str], step: int, epoch: int) -> None:
-        # Only the watched metrics are read: each is a host sync.
+    def _judge_metrics(self, trainer: pl.Trainer, names: set[str], step: int, epoch: int, per: str) -> None:
+        # Only the watched metrics are read: each is a host sync. `per` keeps a value read after a
+        # batch away from the rules that count epochs (it may still be last epoch's), and back.
         metrics = trainer.callback_metrics
-        values = self._guard(lambda: [MetricValue(n, float(metrics[n]), step, epoch)
+        values = self._guard(lambda: [MetricValue(n, float(metrics[n]), step, epoch, per)
                                       for n in sorted(names) if n in metrics], [])
         if values:
             self.record(trainer, StepReport(values), step)
