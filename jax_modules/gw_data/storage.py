@@ -13,8 +13,9 @@ import numpy as np
 
 from .config import SPLITS, GWDataConfig
 from .dataset import GWDataset, Split
+from .matched_filter import TemplateBank
 
-__all__ = ["InvalidDataError", "dataset_arrays", "dataset_from_arrays"]
+__all__ = ["InvalidDataError", "dataset_arrays", "dataset_from_arrays", "bank_arrays", "bank_from_arrays"]
 
 
 class InvalidDataError(ValueError):
@@ -26,6 +27,33 @@ def dataset_arrays(dataset: GWDataset) -> dict[str, np.ndarray]:
     arrays = {f"{split}/{name}": a for split, s in dataset.splits().items() for name, a in s.arrays().items()}
     arrays["psd"] = np.asarray(dataset.psd, dtype=np.float64)
     return arrays
+
+
+def bank_arrays(bank: TemplateBank) -> dict[str, np.ndarray]:
+    """A template bank as plain arrays (the generator's `.npz`, the cache)."""
+    return {"templates": bank.templates, "mass1": bank.mass1, "mass2": bank.mass2,
+            "sample_rate": np.asarray(bank.sample_rate, dtype=np.float64),
+            "merger_index": np.asarray(bank.merger_index, dtype=np.int64)}
+
+
+def bank_from_arrays(arrays: Mapping[str, np.ndarray], config: GWDataConfig) -> TemplateBank:
+    """The bank `bank_arrays` wrote, checked against the data it must filter.
+
+    Raises:
+        InvalidDataError: a missing array, or templates that do not fit `config`'s windows.
+    """
+    missing = sorted({"templates", "mass1", "mass2", "sample_rate", "merger_index"} - set(arrays))
+    if missing:
+        raise InvalidDataError(f"template bank arrays lack {missing}")
+    templates = np.asarray(arrays["templates"])
+    if templates.dtype != np.float32 or templates.ndim != 3 or templates.shape[1:] != (2, config.n_samples):
+        raise InvalidDataError(f"templates are {templates.dtype} {templates.shape}; allowed: float32 "
+                               f"(n, 2, {config.n_samples})")
+    try:
+        return TemplateBank(templates, np.asarray(arrays["mass1"]), np.asarray(arrays["mass2"]),
+                            float(arrays["sample_rate"]), int(arrays["merger_index"]))
+    except ValueError as exc:
+        raise InvalidDataError(str(exc)) from None
 
 
 def dataset_from_arrays(

@@ -21,9 +21,10 @@ import numpy as np
 
 from .config import ERROR_PREFIX, GWDataConfig
 from .dataset import GWDataset
-from .storage import dataset_from_arrays
+from .matched_filter import TemplateBank
+from .storage import bank_from_arrays, dataset_from_arrays
 
-__all__ = ["GenerationError", "generate_dataset", "run_generator"]
+__all__ = ["GenerationError", "generate_dataset", "generate_bank", "run_generator"]
 
 #: Folder that holds the `jax_modules` package, for the generator's import path.
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -63,12 +64,32 @@ def generate_dataset(config: GWDataConfig, progress: bool = True) -> GWDataset:
             raise GenerationError(f"the generator wrote an unusable data set ({type(exc).__name__}: {exc})") from None
 
 
-def run_generator(config: GWDataConfig, out: Path, progress: bool = True) -> None:
+def generate_bank(config: GWDataConfig, n_masses: int) -> TemplateBank:
+    """The matched filter's template bank for `config`'s windows and mass range (an `n_masses` x
+    `n_masses` grid), made in a generator process like the data.
+
+    Raises:
+        GenerationError: the generator process failed, or wrote a bank that does not fit `config`.
+    """
+    with tempfile.TemporaryDirectory(prefix="gw_bank_") as folder:
+        out = Path(folder) / "bank.npz"
+        run_generator(config, out, progress=False, extra=["--bank", str(int(n_masses))])
+        try:
+            with np.load(out, allow_pickle=False) as npz:
+                return bank_from_arrays({name: npz[name] for name in npz.files}, config)
+        except (OSError, ValueError) as exc:
+            raise GenerationError(f"the generator wrote an unusable template bank ({type(exc).__name__}: {exc})") from None
+
+
+def run_generator(config: GWDataConfig, out: Path, progress: bool = True, extra: list[str] | None = None) -> None:
     """Run `python -m jax_modules.gw_data.generate` for `config`, writing `out`.
 
     The child's stderr (the progress bar) is relayed to this process's stderr as it arrives
     when `progress` is set; JAX in the child runs on the CPU, so it never competes for an
     accelerator the training process holds, and the data does not depend on the device.
+
+    Args:
+        extra: more arguments for the generator (`["--bank", "8"]`: the template bank instead).
 
     Raises:
         GenerationError: the child exited non-zero; the message is its error line.
@@ -76,6 +97,7 @@ def run_generator(config: GWDataConfig, out: Path, progress: bool = True) -> Non
     command = [sys.executable, "-m", "jax_modules.gw_data.generate", "--config", config.to_json(), "--out", str(out)]
     if not progress:
         command.append("--no-progress")
+    command += extra or []
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PACKAGE_ROOT), env.get("PYTHONPATH")]))
     process = subprocess.Popen(
