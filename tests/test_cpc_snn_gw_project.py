@@ -234,6 +234,10 @@ def test_tiny_run_logs_metrics_tags_figures_and_registers(tiny_runs):
     assert 0.0 <= metrics["test/auc"] <= 1.0
     assert any(k.startswith("test/efficiency_p0.5/snr_") for k in metrics)   # per SNR bin, beside the figure
     assert math.isnan(metrics["test/tpr_at_far_1e-3"])   # 32 noise windows cannot resolve 1e-3
+    # The matched filter on the same test windows, and the network's share of it.
+    # The matched filter ran on the same windows; 32 noise windows cannot resolve its 1e-2 either.
+    assert {"mf/tpr_at_far_1e-2", "mf/snr50_far_1e-2", "test/snr50_far_1e-2", "vs_mf/tpr_ratio_far_1e-2"} <= set(metrics)
+    assert math.isnan(metrics["mf/tpr_at_far_1e-2"])
     assert len(client.get_metric_history(first.run_id, "val/auc")) == TINY["epochs"]
     artifacts = {a.path for a in client.list_artifacts(first.run_id, "figures")}
     assert {"figures/roc.png", "figures/efficiency_vs_snr.png"} <= artifacts

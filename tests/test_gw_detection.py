@@ -9,6 +9,7 @@ from projects.cpc_snn_gw.detection import (
     efficiency_vs_snr,
     roc_auc,
     roc_curve,
+    snr_at_efficiency,
     threshold_at_far,
     tpr_at_far,
 )
@@ -71,3 +72,39 @@ def test_bad_inputs_name_the_problem(scores, labels, match):
         roc_auc(scores, labels)
     with pytest.raises(ValueError, match="far=2"):
         threshold_at_far(np.zeros(3), 2)
+
+
+def test_snr_at_half_efficiency_recovers_a_known_logistic_curve():
+    rng = np.random.default_rng(0)
+    snr = rng.uniform(5, 15, 4000)
+    detected = rng.random(4000) < 1 / (1 + np.exp(-1.5 * (snr - 9.0)))
+    scores = np.concatenate([detected.astype(float), np.zeros(4000)])
+    labels = np.concatenate([np.ones(4000, int), np.zeros(4000, int)])
+    snrs = np.concatenate([snr, np.full(4000, np.nan)])
+    assert snr_at_efficiency(scores, labels, snrs, 0.5) == pytest.approx(9.0, abs=0.15)
+    assert snr_at_efficiency(scores, labels, snrs, 0.5, target=0.9) == pytest.approx(9.0 + np.log(9) / 1.5, abs=0.25)
+    everything = np.concatenate([np.ones(4000), np.zeros(4000)])
+    assert np.isnan(snr_at_efficiency(everything, labels, snrs, 0.5))  # no crossing to measure
+    with pytest.raises(ValueError, match="target=1.2 is not allowed"):
+        snr_at_efficiency(scores, labels, snrs, 0.5, target=1.2)
+
+
+def test_the_networks_share_of_the_matched_filter():
+    from projects.cpc_snn_gw.data import Windows
+    from projects.cpc_snn_gw.experiment import far_label
+    from projects.cpc_snn_gw.reference import reference_metrics
+
+    rng = np.random.default_rng(1)
+    n = 400
+    y = np.repeat([0, 1], n).astype(np.int32)
+    snr = np.where(y == 1, rng.uniform(2, 25, 2 * n), np.nan).astype(np.float32)
+    noise = rng.normal(size=2 * n) * 3.0  # the same draws: both detectors get one threshold, about 7
+    optimal = np.where(y == 1, snr, 0) + noise       # the filter: half the injections found near SNR 7
+    network = np.where(y == 1, snr / 2, 0) + noise   # half its sensitivity: near 14
+    test = Windows(np.zeros((2 * n, 2, 4), np.float32), y, snr)
+    metrics = reference_metrics(network, optimal, test, (1e-2, 1e-3), far_label)
+    network_tpr, _ = tpr_at_far(network, y, 1e-2)
+    assert metrics["vs_mf/tpr_ratio_far_1e-2"] == pytest.approx(network_tpr / metrics["mf/tpr_at_far_1e-2"])
+    assert metrics["mf/snr50_far_1e-2"] == pytest.approx(7.0, abs=0.7)
+    assert metrics["vs_mf/distance_ratio_far_1e-2"] == pytest.approx(0.5, abs=0.07)  # half the SNR scale
+    assert np.isnan(metrics["mf/tpr_at_far_1e-3"])  # 400 noise windows cannot resolve 1e-3

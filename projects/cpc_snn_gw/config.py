@@ -57,6 +57,7 @@ class CpcGwConfig(RunConfig):
     batch_size: int = 32
     data_path: str | None = None   # an MLGWSC-1 strain file (HDF5) instead of simulated data
     injections_path: str | None = None  # its injection file (labels); required with data_path
+    mf_bank: int = 8               # matched-filter reference: an mf_bank x mf_bank mass grid; 0 = none
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -108,6 +109,8 @@ PARAMS: tuple[Param, ...] = (
           "an MLGWSC-1 strain file to use instead of simulated data; empty = simulated"),
     Param("injections_path", optional_file("a path to an existing MLGWSC-1 injection file (HDF5)"), None,
           "the MLGWSC-1 injection file that labels data_path's windows"),
+    Param("mf_bank", integer(minimum=0, maximum=40), str(_DEFAULTS.mf_bank),
+          "matched-filter reference on the test windows: templates on an N x N mass grid; 0 = none"),
     *diagnostics_params(_DEFAULTS.log_every, _DEFAULTS.policy),
 )
 

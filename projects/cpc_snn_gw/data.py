@@ -54,12 +54,17 @@ def load_run_data(config: CpcGwConfig, progress: bool = True) -> RunData:
         parts = np.split(np.arange(n), cut)
         return RunData(*(windows.take(p) for p in parts), source=f"MLGWSC-1 file {config.data_path}",
                        generated=False)
-    data_config = GWDataConfig(n_train=config.n_train, n_val=config.n_val, n_test=config.n_test,
-                               snr_min=config.snr_min, snr_max=config.snr_max, seed=config.seed)
+    data_config = simulated_config(config)
     dataset = _simulated(data_config, config.cache_dir, progress)
     return RunData(Windows.of(dataset.train), Windows.of(dataset.val), Windows.of(dataset.test),
                    source=f"simulated H1/L1, aLIGO ZDHP noise, IMRPhenomD, SNR {config.snr_min:g}-{config.snr_max:g}",
                    generated=dataset.generated)
+
+
+def simulated_config(config: CpcGwConfig) -> GWDataConfig:
+    """The simulated data set a run trains on (when it names no MLGWSC-1 file)."""
+    return GWDataConfig(n_train=config.n_train, n_val=config.n_val, n_test=config.n_test,
+                        snr_min=config.snr_min, snr_max=config.snr_max, seed=config.seed)
 
 
 def _simulated(data_config: GWDataConfig, cache_dir: str | None, progress: bool) -> GWDataset:

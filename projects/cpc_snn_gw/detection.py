@@ -3,12 +3,13 @@ and detection efficiency versus SNR. Pure numpy, so they can be tested on known 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
 __all__ = ["roc_auc", "roc_curve", "threshold_at_far", "far_resolved", "tpr_at_far", "EfficiencyCurve",
-           "efficiency_vs_snr"]
+           "efficiency_vs_snr", "snr_at_efficiency"]
 
 
 def _check(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,3 +106,38 @@ def efficiency_vs_snr(scores: np.ndarray, labels: np.ndarray, snr: np.ndarray, t
     with np.errstate(invalid="ignore", divide="ignore"):
         efficiency = np.where(counts > 0, hits / counts, np.nan)
     return EfficiencyCurve(label, float(threshold), np.asarray(bin_edges, dtype=np.float64), efficiency, counts)
+
+
+def snr_at_efficiency(scores: np.ndarray, labels: np.ndarray, snr: np.ndarray, threshold: float,
+                      target: float = 0.5) -> float:
+    """The SNR at which `target` of the injections score above `threshold`: a logistic curve
+    sigmoid(a + b SNR) fitted to every injection's detected/missed by maximum likelihood (Newton's
+    method), solved for `target`. NaN when the curve does not rise with SNR (nothing, or
+    everything, detected), since the crossing is then not measured.
+
+    Raises:
+        ValueError: `target` outside (0, 1), or `snr` not shaped like `scores`.
+    """
+    if not 0 < target < 1:
+        raise ValueError(f"target={target!r} is not allowed; allowed: a number in (0, 1)")
+    scores, positive = _check(scores, labels)
+    snr = np.asarray(snr, dtype=np.float64)
+    if snr.shape != scores.shape:
+        raise ValueError(f"snr has shape {snr.shape}; allowed: {scores.shape}, like scores")
+    x, hit = snr[positive], (scores[positive] > threshold).astype(np.float64)
+    if not 0 < hit.sum() < len(hit):
+        return math.nan
+    centre, scale = x.mean(), x.std() or 1.0
+    design = np.stack([np.ones_like(x), (x - centre) / scale], axis=1)
+    coef = np.zeros(2)
+    for _ in range(50):
+        p = 1.0 / (1.0 + np.exp(-design @ coef))
+        hessian = design.T @ (design * (p * (1 - p))[:, None]) + 1e-9 * np.eye(2)
+        step = np.linalg.solve(hessian, design.T @ (hit - p))
+        coef += step
+        if np.max(np.abs(step)) < 1e-10:
+            break
+    a, b = coef
+    if not b > 0:
+        return math.nan
+    return float(centre + scale * (math.log(target / (1 - target)) - a) / b)

@@ -37,6 +37,7 @@ from projects.cpc_snn_gw import detection
 from projects.cpc_snn_gw.config import SPEC, VARIANTS, CpcGwConfig
 from projects.cpc_snn_gw.data import RunData, Windows, load_run_data
 from projects.cpc_snn_gw.figures import efficiency_figure, roc_figure
+from projects.cpc_snn_gw.reference import matched_filter_scores, reference_metrics
 
 __all__ = ["RunSummary", "TrainState", "train_and_evaluate", "train_epoch", "evaluate", "keep_best"]
 
@@ -51,7 +52,11 @@ def headline(metrics: dict[str, float]) -> list[str]:
     return [f"train/acc {m('train/acc'):.4f}  test/acc {m('test/acc'):.4f}  test/auc {m('test/auc'):.4f}  "
             f"TPR@FAR 1e-2 {m('test/tpr_at_far_1e-2'):.3f}  1e-3 {m('test/tpr_at_far_1e-3'):.3f}",
             f"{m('perf/train_samples_per_s'):.0f} training / {m('perf/infer_samples_per_s'):.0f} "
-            "inference windows per second"]
+            "inference windows per second"] + ([
+            f"matched filter: TPR@FAR 1e-2 {m('mf/tpr_at_far_1e-2'):.3f}, SNR at 50 % {m('mf/snr50_far_1e-2'):.2f} "
+            f"(network {m('test/snr50_far_1e-2'):.2f}): the network reaches {m('vs_mf/tpr_ratio_far_1e-2'):.2f} of "
+            f"its TPR, {m('vs_mf/distance_ratio_far_1e-2'):.2f} of its sensitive distance"]
+        if "mf/tpr_at_far_1e-2" in metrics else [])
 
 
 def far_label(far: float) -> str:
@@ -231,7 +236,10 @@ def train_and_evaluate(config: CpcGwConfig, progress: bool = True, *, resume: st
             bar.update(state.step)
             state = fit(loop, state)
         metrics, test_probs = test_metrics(loop, state)
-        metrics.update(log_figures(config, data.test, test_probs, metrics.get("test/auc", math.nan)))
+        reference = matched_filter_scores(config, data.test)
+        if reference is not None:
+            metrics.update(reference_metrics(test_probs, reference, data.test, FARS, far_label))
+        metrics.update(log_figures(config, data.test, test_probs, metrics.get("test/auc", math.nan), reference))
         run.log_metrics(metrics)
         return finish_run(
             run, findings=monitor.findings, metrics=metrics, headline=headline(metrics),
@@ -254,9 +262,11 @@ def test_metrics(loop: Loop, state: TrainState) -> tuple[dict[str, float], np.nd
     return metrics, test_probs
 
 
-def log_figures(config: CpcGwConfig, test: Windows, test_probs: np.ndarray, auc: float) -> dict[str, float]:
-    """Logs the ROC curve and the efficiency against SNR of the test set; returns the efficiencies
-    per SNR bin (empty when the test set has one class only)."""
+def log_figures(config: CpcGwConfig, test: Windows, test_probs: np.ndarray, auc: float,
+                reference: np.ndarray | None = None) -> dict[str, float]:
+    """Logs the ROC curve and the efficiency against SNR of the test set (with the matched filter's
+    beside the network's when there is a `reference`); returns the efficiencies per SNR bin (empty
+    when the test set has one class only)."""
     efficiencies: dict[str, float] = {}
     if not 0 < test.y.sum() < len(test):
         return efficiencies
@@ -265,17 +275,21 @@ def log_figures(config: CpcGwConfig, test: Windows, test_probs: np.ndarray, auc:
     mlflow.log_figure(roc_figure(far, tpr, auc, title), "figures/roc.png")
     if np.isfinite(test.snr[test.y == 1]).any():
         curves = _efficiency_curves(test_probs, test, efficiencies)
+        if reference is not None:
+            curves += _efficiency_curves(reference, test, {}, prefix="matched filter, ", at_half=False)
         mlflow.log_figure(efficiency_figure(curves, title), "figures/efficiency_vs_snr.png")
     return efficiencies
 
 
-def _efficiency_curves(probs: np.ndarray, test: Windows, metrics: dict[str, float]) -> list[Any]:
-    """Efficiency per SNR bin at p > 0.5 and at each resolved false-alarm rate; added to `metrics`."""
+def _efficiency_curves(probs: np.ndarray, test: Windows, metrics: dict[str, float], *, prefix: str = "",
+                       at_half: bool = True) -> list[Any]:
+    """Efficiency per SNR bin at each resolved false-alarm rate (and at p > 0.5 with `at_half`);
+    added to `metrics`. `prefix` starts each curve's label (e.g. the detector's name)."""
     snr = test.snr[test.y == 1]
     edges = np.linspace(np.nanmin(snr), np.nanmax(snr) + 1e-6, SNR_BINS + 1)
     noise = probs[test.y == 0]
-    thresholds = [("p > 0.5", "p0.5", 0.5)] + [
-        (f"false-alarm rate {far:g}", f"far_{far_label(far)}", detection.threshold_at_far(noise, far))
+    thresholds = [("p > 0.5", "p0.5", 0.5)] * at_half + [
+        (f"{prefix}false-alarm rate {far:g}", f"far_{far_label(far)}", detection.threshold_at_far(noise, far))
         for far in FARS if detection.far_resolved(len(noise), far)]
     curves = []
     for label, key, threshold in thresholds:
