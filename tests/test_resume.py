@@ -33,9 +33,9 @@ PROJECTS = {
     "cvkan": ("projects.cvkan.train",
               ["--variant", "nonorm", "--epochs", "3", "--batch_size", "128", "--log_every", "2"], 3 * 10, 10),
     "fixmatch_pu": ("projects.fixmatch_pu.train",
-                    ["--variant", "debugged", "--epochs", "3", "--n_micrographs", "10", "--particles_per_micrograph",
-                     "10", "--negatives_per_micrograph", "30", "--width", "4", "--batch_size", "16",
-                     "--positive_batch_size", "4", "--log_every", "2"], 3 * 9, 9),
+                    ["--variant", "debugged", "--epochs", "3", "--n_micrographs", "8", "--particles_per_micrograph",
+                     "10", "--negatives_per_micrograph", "30", "--width", "4", "--batch_size", "8",
+                     "--positive_batch_size", "2", "--log_every", "2"], 3 * 9, 9),
 }
 
 

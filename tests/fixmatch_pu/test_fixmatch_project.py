@@ -120,17 +120,13 @@ def test_tiny_original_run_logs_the_monitoring_targets_and_the_prior_finding(tra
 
 
 @pytest.mark.slow
-def test_the_prior_from_the_data_gives_no_prior_finding(tracking_uri: str) -> None:
-    run = _run(variant="debugged")
+def test_the_prior_from_the_data_gives_no_prior_finding_and_the_same_seed_the_same_metrics(tracking_uri: str
+                                                                                          ) -> None:
+    keep = lambda m: {k: repr(v) for k, v in m.items() if not k.startswith(("system/", "perf/"))}  # noqa: E731
+    run, again = _run(variant="debugged"), _run(variant="debugged")
     assert "PU_PRIOR_MISMATCH" not in run.data.tags["fixlab.findings"]
     assert run.data.metrics["pu/prior_configured"] == pytest.approx(run.data.metrics["pu/prior_estimated"], abs=1e-4)
-
-
-@pytest.mark.slow
-def test_same_seed_same_metrics(tracking_uri: str) -> None:
-    keep = lambda m: {k: repr(v) for k, v in m.items() if not k.startswith(("system/", "perf/"))}  # noqa: E731
-    a, b = _run(variant="v2", epochs=1), _run(variant="v2", epochs=1)
-    assert keep(a.data.metrics) == keep(b.data.metrics)
+    assert keep(run.data.metrics) == keep(again.data.metrics)
 
 
 @pytest.mark.slow
