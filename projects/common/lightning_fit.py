@@ -12,6 +12,7 @@ is away, and on a continued run without the steps the run already holds.
 
 from __future__ import annotations
 
+import math
 import os
 import random
 import re
@@ -30,9 +31,11 @@ from lightning.pytorch.callbacks.progress.tqdm_progress import Tqdm
 from lightning.pytorch.loggers import MLFlowLogger
 
 from mlflow_plugins.recording import Recorder
+from mlflow_plugins.registry import Evidence, RegistrationResult, register_checkpoint
 from projects.common.run import ProjectRun
 
-__all__ = ["FitResult", "OneLineProgressBar", "RandomState", "RecorderLogger", "bar_metrics", "fit_and_test"]
+__all__ = ["FitResult", "OneLineProgressBar", "RandomState", "RecorderLogger", "bar_metrics", "fit_and_test",
+           "register_fit"]
 
 LAST = "last.ckpt"
 #: Progress-bar metrics that hold the training loss, most current first (`self.log(..., on_step=True,
@@ -226,6 +229,19 @@ def fit_and_test(run: ProjectRun, module: L.LightningModule, datamodule: L.Light
     score = best.best_model_score
     return FitResult(trainer, fit_metrics, optimizers, None if score is None else float(score),
                      best.best_model_path, _floats(tested[0]) if tested else {})
+
+
+def register_fit(run: ProjectRun, network: torch.nn.Module, fit: FitResult, *, health: str, baseline: float,
+                 steps_needed: int, input_example: torch.Tensor) -> RegistrationResult:
+    """`network` with the tested weights of `fit` as the run's registered model, behind the champion
+    gate: judged on the best value of the spec's selection metric against `baseline`, with the
+    optimizer steps the run's diagnostics observed."""
+    spec, value = run.spec, fit.best_score
+    evidence = Evidence(steps=fit.trainer.global_step, baseline=baseline, steps_needed=steps_needed)
+    return register_checkpoint(network, project=spec.registered_model, run_id=run.run_id,
+                               metric=spec.selection_metric, value=math.nan if value is None else value,
+                               greater_is_better=spec.greater_is_better, health=health, evidence=evidence,
+                               input_example=input_example)
 
 
 def _experiment_name(run_id: str) -> str:

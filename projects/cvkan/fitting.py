@@ -4,7 +4,6 @@ per-epoch history the figures and tables are drawn from."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,9 +14,9 @@ import torch
 from lightning_modules.cvkan import CVKANConfig, CVKANModule, trainer_precision
 from mlflow_plugins import AmpNanCallback, GradientHealthCallback, NormalizationEffectCallback
 from mlflow_plugins.findings import Finding
-from mlflow_plugins.registry import Evidence, RegistrationResult, register_checkpoint, steps_needed
+from mlflow_plugins.registry import RegistrationResult, steps_needed
 from projects.common.epoch_history import EpochHistory
-from projects.common.lightning_fit import FitResult, fit_and_test
+from projects.common.lightning_fit import FitResult, fit_and_test, register_fit
 from projects.common.run import ProjectRun
 from projects.cvkan.config import CVKANRunConfig
 from projects.cvkan.data import DomainData
@@ -68,14 +67,9 @@ def fit_model(run: ProjectRun, config: CVKANRunConfig, data: DomainData, model: 
 def register(run: ProjectRun, fitted: Fitted, data: DomainData, health: str, baseline: float
              ) -> RegistrationResult:
     """The best weights (tested) as the spec's registered model, behind the champion gate."""
-    spec = run.spec
-    value = fitted.fit.best_score
-    evidence = Evidence(steps=fitted.fit.trainer.global_step, baseline=baseline, steps_needed=fitted.evidence_k)
     example = torch.from_numpy(np.ascontiguousarray(data.datamodule.example_input(2)))
-    return register_checkpoint(fitted.module.net, project=spec.registered_model, run_id=run.run_id,
-                               metric=spec.selection_metric, value=math.nan if value is None else value,
-                               greater_is_better=spec.greater_is_better, health=health, evidence=evidence,
-                               input_example=example)
+    return register_fit(run, fitted.module.net, fitted.fit, health=health, baseline=baseline,
+                        steps_needed=fitted.evidence_k, input_example=example)
 
 
 def pooled_phases(module: CVKANModule, data: DomainData, split: str = "test") -> tuple[np.ndarray, np.ndarray]:

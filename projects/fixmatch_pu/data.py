@@ -95,9 +95,7 @@ def check_user_data(config: FixMatchPURunConfig) -> None:
         ParamError: naming the parameter, what is wrong and what is allowed.
     """
     if not config.micrographs:
-        if config.box * 2 > max(512, 4 * config.box):
-            raise ParamError("box", config.box, "at most half the simulated field")
-        return
+        return  # the simulated field is sized to the box (`_micrograph_config`)
     from lightning_modules.fixmatch_pu.data import DataFileError, read_picked_micrographs
 
     try:

@@ -20,9 +20,9 @@ from lightning_modules.fixmatch_pu import FixMatchPUConfig, FixMatchPUModule
 from lightning_modules.fixmatch_pu.picking import PickMatch, match_picks, non_max_suppression, score_micrograph
 from mlflow_plugins import AmpNanCallback, GradientHealthCallback
 from mlflow_plugins.findings import Finding
-from mlflow_plugins.registry import Evidence, RegistrationResult, register_checkpoint, steps_needed
+from mlflow_plugins.registry import RegistrationResult, steps_needed
 from projects.common.epoch_history import EpochHistory
-from projects.common.lightning_fit import FitResult, fit_and_test
+from projects.common.lightning_fit import FitResult, fit_and_test, register_fit
 from projects.common.run import ProjectRun
 from projects.fixmatch_pu.config import FixMatchPURunConfig
 from projects.fixmatch_pu.data import PUData
@@ -157,12 +157,6 @@ def pick_test_micrograph(fitted: Fitted, data: PUData, box: int) -> tuple[np.nda
 
 def register(run: ProjectRun, fitted: Fitted, data: PUData, health: str) -> RegistrationResult:
     """The best weights (tested; the EMA teacher when there is one) as `fixmatch-pu`, behind the champion gate."""
-    spec = run.spec
-    value = fitted.fit.best_score
-    evidence = Evidence(steps=fitted.fit.trainer.global_step, baseline=float(spec.baseline),
-                        steps_needed=fitted.evidence_k)
     example = torch.from_numpy(np.ascontiguousarray(data.datamodule.example_input(2)))
-    return register_checkpoint(fitted.module.evaluated.eval(), project=spec.registered_model, run_id=run.run_id,
-                               metric=spec.selection_metric, value=math.nan if value is None else value,
-                               greater_is_better=spec.greater_is_better, health=health, evidence=evidence,
-                               input_example=example)
+    return register_fit(run, fitted.module.evaluated.eval(), fitted.fit, health=health,
+                        baseline=float(run.spec.baseline), steps_needed=fitted.evidence_k, input_example=example)

@@ -24,12 +24,12 @@ import torch
 
 from mlflow_plugins import GradientHealthCallback
 from mlflow_plugins.findings import Finding
-from mlflow_plugins.registry import Evidence, RegistrationResult, register_checkpoint, steps_needed
+from mlflow_plugins.registry import RegistrationResult, steps_needed
 from projects.common.child_run import child_run
 from projects.common.comparison import refuse_resume
 from projects.common.entry import RunSummary
 from projects.common.epoch_history import EpochHistory
-from projects.common.lightning_fit import FitResult, fit_and_test
+from projects.common.lightning_fit import FitResult, fit_and_test, register_fit
 from projects.common.run import ProjectRun, finish_run, open_run
 from projects.poetry_ae.config import SPEC, PoetryRunConfig
 from projects.poetry_ae.data import PoemData, load_data
@@ -141,15 +141,11 @@ def log_outputs(run: ProjectRun, fitted: Fitted, data: PoemData, title: str) -> 
 
 def register(run: ProjectRun, fitted: Fitted, data: PoemData, health: str, baseline: float) -> RegistrationResult:
     """The best weights (tested) as `poetry-ae`, behind the champion gate."""
-    value = fitted.fit.best_score
-    evidence = Evidence(steps=fitted.fit.trainer.global_step, baseline=baseline, steps_needed=fitted.evidence_k)
     from lightning_modules.poetry_ae import RegisteredAutoencoder
 
-    return register_checkpoint(RegisteredAutoencoder.of(fitted.module.model), project=SPEC.registered_model,
-                               run_id=run.run_id,
-                               metric=SPEC.selection_metric, value=math.nan if value is None else value,
-                               greater_is_better=True, health=health, evidence=evidence,
-                               input_example=torch.from_numpy(data.arrays.x[:2]))
+    return register_fit(run, RegisteredAutoencoder.of(fitted.module.model), fitted.fit, health=health,
+                        baseline=baseline, steps_needed=fitted.evidence_k,
+                        input_example=torch.from_numpy(data.arrays.x[:2]))
 
 
 def train_and_evaluate(config: PoetryRunConfig, *, resume: str | None = None) -> RunSummary:
