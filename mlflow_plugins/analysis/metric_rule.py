@@ -122,19 +122,23 @@ class MetricRule(Rule):
                  "start": start, "reported": state["reported"]}
         if run < self.count or state["reported"]:
             return [], state
+        return [self.finding(judged, seen, int(start), value)], {**state, "reported": True}
+
+    def finding(self, judged: float, seen: dict[str, float], start: int, last: MetricValue) -> Finding:
+        """The finding once the bounds have been broken for `count` periods in a row, from `start`
+        to `last`; `seen` holds the last period's values."""
         bound = {k: v for k, v in (("below", self.below), ("above", self.above)) if v is not None}
         parts = {} if self.relative_to is None else {"metric_value": seen[self.metric],
                                                      "reference_value": seen[self.relative_to]}
         evidence = {"value": judged, **parts, **bound, f"for_{self.per}s": self.count,
-                    "last_step": value.step, **({"epoch": value.epoch} if value.epoch is not None else {})}
+                    "last_step": last.step, **({"epoch": last.epoch} if last.epoch is not None else {})}
         side = (f"outside {self.below:g} to {self.above:g}" if len(bound) == 2
                 else " ".join(f"{k} {v:g}" for k, v in bound.items()))
         what = " / ".join(self.reads)
         of = " / ".join(f"{v:.4g}" for v in parts.values())
         said = (f"{what} = {judged:.4g}{f' ({of})' if of else ''}, {side} for {self.count} "
-                f"{self.per}{'s' * (self.count != 1)} in a row (steps {start} to {value.step})")
-        finding = Finding(self.code, self.severity, int(start), self.metric, evidence, self.hint, said)
-        return [finding], {**state, "reported": True}
+                f"{self.per}{'s' * (self.count != 1)} in a row (steps {start} to {last.step})")
+        return Finding(self.code, self.severity, start, self.metric, evidence, self.hint, said)
 
     def __repr__(self) -> str:
         reference = f", relative_to={self.relative_to!r}" if self.relative_to is not None else ""

@@ -19,9 +19,10 @@ module logs each epoch, passed to the fixlab callbacks with `rules=`:
 
 from __future__ import annotations
 
-from typing import Any
+import math
 
 from mlflow_plugins import MetricValue, Rule
+from mlflow_plugins.analysis import MetricRule
 from mlflow_plugins.findings import Finding
 
 __all__ = ["USAGE_TARGET", "SPREAD_TARGET", "PseudoLabelsUnused", "document_rules"]
@@ -31,55 +32,35 @@ SPREAD_TARGET = 0.1  # the note: "Prediction std: should be > 0.1 (not collapsed
 USAGE, SPREAD = "train/pseudo_label_rate", "val/pred_std"
 
 
-class PseudoLabelsUnused(Rule):
+class PseudoLabelsUnused(MetricRule):
     """A warning when pseudo-label usage stays below `target` for `epochs` epochs in a row in which
-    the validation predictions are spread (std >= `spread`).
+    the validation predictions are spread (std >= `spread`): a `Rule.metric` on the usage whose
+    epochs count only while the spread holds.
 
     Args:
         threshold: the run's confidence threshold, quoted in the finding.
         target / spread / epochs: the bounds and the window.
     """
 
-    accepts = (MetricValue,)
-    reads = (USAGE, SPREAD)
-    per = "epoch"
-    name = "pseudo_labels_unused"
-
     def __init__(self, threshold: float, *, target: float = USAGE_TARGET, spread: float = SPREAD_TARGET,
                  epochs: int = 3) -> None:
-        self.threshold, self.target, self.spread, self.epochs = float(threshold), target, spread, epochs
+        super().__init__(USAGE, code="PSEUDO_LABELS_UNUSED", below=target, for_epochs=epochs,
+                         hint=f"lower the confidence threshold until more than {target:.0%} of unlabeled "
+                              "patches are used", name="pseudo_labels_unused")
+        self.reads = (USAGE, SPREAD)
+        self.threshold, self.spread = float(threshold), spread
 
-    def init(self) -> dict[str, Any]:
-        # epoch/step/seen: the epoch being judged, its first step and its values; before/since: the
-        # bad epochs in a row before it and the step that run started at
-        return {"epoch": None, "step": None, "seen": {}, "before": 0, "since": None, "reported": False}
+    def judged(self, seen: dict[str, float]) -> float:
+        """The usage of an epoch whose predictions are spread; NaN (not judged) otherwise."""
+        return seen.get(USAGE, math.nan) if seen.get(SPREAD, -math.inf) >= self.spread else math.nan
 
-    def update(self, value: MetricValue, state: dict[str, Any]) -> tuple[list[Finding], dict[str, Any]]:
-        if value.name not in self.reads or value.epoch is None or state["reported"]:
-            return [], state
-        if value.epoch != state["epoch"]:  # the previous epoch is over: extend or break the run
-            bad = bool(self._bad(state["seen"]))
-            state = {**state, "epoch": value.epoch, "step": value.step, "seen": {},
-                     "before": state["before"] + 1 if bad else 0,
-                     "since": (state["since"] if state["before"] else state["step"]) if bad else None}
-        seen = {**state["seen"], value.name: float(value.value)}
-        state = {**state, "seen": seen}
-        if not self._bad(seen) or state["before"] + 1 < self.epochs:
-            return [], state
-        usage, spread = seen[USAGE], seen[SPREAD]
-        start = state["since"] if state["before"] else state["step"]
-        said = (f"{USAGE} = {usage:.3g} (< {self.target:g}) at threshold {self.threshold:g} for {self.epochs} epochs "
-                f"in a row while {SPREAD} = {spread:.3g} (>= {self.spread:g}): the threshold discards the teacher's "
-                "labels")
-        evidence = {"usage_rate": usage, "pred_std": spread, "threshold": self.threshold, "target": self.target,
-                    "epochs": self.epochs, "epoch": value.epoch}
-        hint = f"lower the confidence threshold until more than {self.target:.0%} of unlabeled patches are used"
-        finding = Finding("PSEUDO_LABELS_UNUSED", "warning", int(start), USAGE, evidence, hint, said)
-        return [finding], {**state, "reported": True}
-
-    def _bad(self, seen: dict[str, float]) -> bool:
-        """Whether an epoch's values break the target (False until both are known)."""
-        return USAGE in seen and SPREAD in seen and seen[USAGE] < self.target and seen[SPREAD] >= self.spread
+    def finding(self, judged: float, seen: dict[str, float], start: int, last: MetricValue) -> Finding:
+        said = (f"{USAGE} = {judged:.3g} (< {self.below:g}) at threshold {self.threshold:g} for {self.count} epochs "
+                f"in a row while {SPREAD} = {seen[SPREAD]:.3g} (>= {self.spread:g}): the threshold discards the "
+                "teacher's labels")
+        evidence = {"usage_rate": judged, "pred_std": seen[SPREAD], "threshold": self.threshold,
+                    "target": self.below, "epochs": self.count, "epoch": last.epoch}
+        return Finding(self.code, self.severity, start, USAGE, evidence, self.hint, said)
 
 
 def document_rules(threshold: float) -> list[Rule]:
