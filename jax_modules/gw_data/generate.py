@@ -1,4 +1,4 @@
-"""Generator process: `python -m jax_modules.gw_data.generate --config JSON --out FILE.npz [--bank N]`.
+"""Generator process: `python -m jax_modules.gw_data.generate --config JSON --out FILE.npz [--bank N | --waveforms N]`.
 
 Simulation imports ripplegw, which switches JAX to float64 process-wide; running it here keeps
 the training process in float32. `generate_dataset` launches this and reads what it writes: a
@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from .config import ERROR_PREFIX, GWDataConfig
-from .storage import bank_arrays, dataset_arrays
+from .storage import bank_arrays, dataset_arrays, waveform_bank_arrays
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--bank", type=int, default=None, metavar="N",
                         help="write the matched filter's template bank (an N x N mass grid) instead of the data")
+    parser.add_argument("--waveforms", type=int, default=None, metavar="N",
+                        help="write N waveforms for fresh training windows (a waveform bank) instead of the data")
     args = parser.parse_args(argv)
     try:
         config = GWDataConfig.from_json(args.config)
@@ -36,6 +38,10 @@ def main(argv: list[str] | None = None) -> int:
             from .template_bank import make_bank  # imports ripplegw: float64 from here on
 
             _write(bank_arrays(make_bank(config, args.bank)), args.out)
+        elif args.waveforms is not None:
+            from .waveform_bank import make_waveform_bank  # imports ripplegw: float64 from here on
+
+            _write(waveform_bank_arrays(make_waveform_bank(config, args.waveforms)), args.out)
         else:
             from .simulate import simulate_dataset  # imports ripplegw: float64 from here on
 

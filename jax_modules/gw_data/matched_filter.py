@@ -8,7 +8,8 @@ over phase is sqrt(<d, h+>^2 / <h+, h+> + <d, hx>^2 / <hx, hx>). Correlating ove
 (FFT, circular) gives that SNR per arrival time; the two detectors' squared SNRs are added, each
 arrival time in the first detector paired with the loudest within the light-travel time in the
 second, and the statistic of a window is the square root of the largest sum over arrival times in
-the allowed range and over templates.
+the allowed range and over templates. `continuous_statistic` computes the same statistic at every
+merger sample of a long whitened stretch (a search over continuous data).
 """
 
 from __future__ import annotations
@@ -16,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import scipy.fft
 from scipy.ndimage import maximum_filter1d
 
-__all__ = ["TemplateBank", "mass_grid", "phase_maximised_snr", "network_statistic"]
+__all__ = ["TemplateBank", "mass_grid", "phase_maximised_snr", "network_statistic", "continuous_statistic"]
 
 #: Light-travel time between H1 and L1 (10.0 ms) plus a margin for timing error [s].
 MAX_DELAY_S = 0.012
@@ -118,3 +120,35 @@ def network_statistic(x: np.ndarray, bank: TemplateBank, *, arrival: tuple[float
             power = power + maximum_filter1d(rho[:, :, 1, :] ** 2, size=2 * reach + 1, axis=-1, mode="wrap")
         out[lo:lo + chunk] = np.sqrt(power[:, :, shifts].max(axis=(1, 2)))
     return out
+
+
+def continuous_statistic(white: np.ndarray, bank: TemplateBank, *, max_delay: float = MAX_DELAY_S) -> np.ndarray:
+    """(T - n + 1,) the statistic of `network_statistic` at every merger sample of a whitened stretch.
+
+    Entry k is for a merger at sample k + `bank.merger_index` of the first detector: sqrt(max over
+    templates of rho_1(k)^2 + max_{|dt| <= max_delay} rho_2(k + dt)^2). Correlation is by FFT over the
+    whole stretch (zero-padded, never wrapping into the entries returned), one template at a time, so
+    memory is a few stretch-long arrays; within `max_delay` of either end the second detector's search
+    is cut short (callers keep a margin).
+
+    Args:
+        white: (2, T) whitened strain of two detectors, T >= the templates' length n.
+
+    Raises:
+        ValueError: not two detectors, or a stretch shorter than the templates.
+    """
+    white = np.asarray(white, dtype=np.float64)
+    n = bank.templates.shape[-1]
+    if white.ndim != 2 or white.shape[0] != 2 or white.shape[1] < n:
+        raise ValueError(f"white has shape {white.shape}; allowed: (2, T) with T >= {n}, the templates' length")
+    size = white.shape[1] - n + 1
+    fft_len = scipy.fft.next_fast_len(white.shape[1], real=True)
+    spectrum = scipy.fft.rfft(white, n=fft_len)[:, None, :]  # (D, 1, F)
+    reach = round(max_delay * bank.sample_rate)
+    best = np.zeros(size)
+    for template in bank.templates.astype(np.float64):  # (2, n): h+, hx
+        sigma = np.sqrt(np.sum(template ** 2, axis=-1))[None, :, None]
+        corr = scipy.fft.irfft(spectrum * np.conj(scipy.fft.rfft(template, n=fft_len))[None], n=fft_len)
+        rho2 = np.sum((corr[..., :size] / sigma) ** 2, axis=1)  # (D, size): phase-maximised SNR squared
+        np.maximum(best, rho2[0] + maximum_filter1d(rho2[1], size=2 * reach + 1, mode="nearest"), out=best)
+    return np.sqrt(best)

@@ -14,18 +14,15 @@ from tqdm import tqdm
 from .config import SPLITS, GWDataConfig
 from .dataset import GWDataset, Split
 from .detectors import detector_response
-from .noise import colored_noise
 from .psd import design_psd
-from .snr import network_snr
+from .snr import scaled_to_snr
 from .sources import Sources, sample_sources
 from .waveforms import WindowProjector, imrphenomd_parameters
 from .whitening import whiten
+from .windows import whitened_windows
 
 #: Most sources per compiled waveform call (bounds memory: ~34 MB per detector at 16 k samples).
 MAX_WAVEFORM_BATCH = 128
-
-#: Examples coloured and whitened at a time.
-NOISE_CHUNK = 256
 
 
 def simulate_dataset(config: GWDataConfig, progress: bool = True) -> GWDataset:
@@ -69,13 +66,7 @@ def simulate_split(
     signals[y == 1] = injections(sources, config, psd, projector, on_batch)
 
     noise_psd = design_psd(config.sample_rate, 2 * config.n_samples, config.f_lower)
-    x = np.empty(signals.shape, dtype=np.float32)
-    for start in range(0, n, NOISE_CHUNK):
-        stop = min(start + NOISE_CHUNK, n)
-        # Drawn over twice the window and cut, so the window's noise is not periodic.
-        noise = colored_noise(noise_rng, noise_psd, config.sample_rate, (stop - start, len(config.detectors)))
-        strain = noise[..., : config.n_samples] + signals[start:stop]
-        x[start:stop] = whiten(strain, psd, config.sample_rate, taper=config.whiten_taper)
+    x = whitened_windows(noise_rng, signals, psd, noise_psd, config)
 
     def per_example(values: np.ndarray) -> np.ndarray:
         out = np.full(n, np.nan, dtype=np.float32)
@@ -110,5 +101,4 @@ def injections(
     fplus, fcross, delay = detector_response(config.detectors, sources.ra, sources.dec, sources.psi, config.gps_time)
     t_arrival = sources.t_merger[:, None] + delay
     strain = projector(imrphenomd_parameters(sources), fplus, fcross, t_arrival, on_batch=on_batch)
-    snr = network_snr(strain, psd, config.sample_rate, config.f_lower)
-    return strain * (sources.snr / snr)[:, None, None]
+    return scaled_to_snr(strain, sources.snr, psd, config.sample_rate, config.f_lower)

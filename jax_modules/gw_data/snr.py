@@ -32,6 +32,13 @@ def network_snr(strain: np.ndarray, psd: np.ndarray, sample_rate: float, f_lower
     return np.sqrt(np.sum(optimal_snr(strain, psd, sample_rate, f_lower) ** 2, axis=-1))
 
 
+def scaled_to_snr(strain: np.ndarray, target: np.ndarray, psd: np.ndarray, sample_rate: float,
+                  f_lower: float) -> np.ndarray:
+    """(n, n_detectors, T) signals rescaled to optimal network SNR `target` (n,), measured where the
+    network looks: on the window, over f >= `f_lower`, with the whitening PSD."""
+    return strain * (np.asarray(target) / network_snr(strain, psd, sample_rate, f_lower))[:, None, None]
+
+
 def matched_filter_snr(data: np.ndarray, template: np.ndarray) -> np.ndarray:
     """<d, h> / sqrt(<h, h>) over the last two axes (detectors, time) of whitened arrays.
 

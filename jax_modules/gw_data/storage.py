@@ -13,9 +13,12 @@ import numpy as np
 
 from .config import SPLITS, GWDataConfig
 from .dataset import GWDataset, Split
+from .detectors import DetectorGeometry
 from .matched_filter import TemplateBank
+from .online import WaveformBank, bank_layout
 
-__all__ = ["InvalidDataError", "dataset_arrays", "dataset_from_arrays", "bank_arrays", "bank_from_arrays"]
+__all__ = ["InvalidDataError", "dataset_arrays", "dataset_from_arrays", "bank_arrays", "bank_from_arrays",
+           "waveform_bank_arrays", "waveform_bank_from_arrays"]
 
 
 class InvalidDataError(ValueError):
@@ -52,6 +55,41 @@ def bank_from_arrays(arrays: Mapping[str, np.ndarray], config: GWDataConfig) -> 
     try:
         return TemplateBank(templates, np.asarray(arrays["mass1"]), np.asarray(arrays["mass2"]),
                             float(arrays["sample_rate"]), int(arrays["merger_index"]))
+    except ValueError as exc:
+        raise InvalidDataError(str(exc)) from None
+
+
+def waveform_bank_arrays(bank: WaveformBank) -> dict[str, np.ndarray]:
+    """A waveform bank as plain arrays (the generator's `.npz`, the cache)."""
+    return {"pairs": bank.pairs, "mass1": bank.mass1, "mass2": bank.mass2,
+            "merger_index": np.asarray(bank.merger_index, dtype=np.int64),
+            "tensors": bank.geometry.tensors, "vertices": bank.geometry.vertices,
+            "gmst": np.asarray(bank.geometry.gmst, dtype=np.float64), "psd": bank.psd, "noise_psd": bank.noise_psd}
+
+
+def waveform_bank_from_arrays(arrays: Mapping[str, np.ndarray], config: GWDataConfig) -> WaveformBank:
+    """The bank `waveform_bank_arrays` wrote, checked against the windows it must make.
+
+    Raises:
+        InvalidDataError: a missing array, or a bank that does not fit `config`'s windows and detectors.
+    """
+    names = {"pairs", "mass1", "mass2", "merger_index", "tensors", "vertices", "gmst", "psd", "noise_psd"}
+    missing = sorted(names - set(arrays))
+    if missing:
+        raise InvalidDataError(f"waveform bank arrays lack {missing}")
+    length, merger_index = bank_layout(config)
+    pairs, psd = np.asarray(arrays["pairs"]), np.asarray(arrays["psd"])
+    d = len(config.detectors)
+    if pairs.ndim != 3 or pairs.shape[1:] != (2, length) or int(arrays["merger_index"]) != merger_index \
+            or psd.shape != (config.n_samples // 2 + 1,) or np.shape(arrays["tensors"]) != (d, 3, 3):
+        raise InvalidDataError(f"waveform bank with pairs {pairs.shape}, merger index {int(arrays['merger_index'])}, "
+                               f"PSD {psd.shape}, tensors {np.shape(arrays['tensors'])}; allowed for these windows: "
+                               f"(n, 2, {length}), {merger_index}, ({config.n_samples // 2 + 1},), ({d}, 3, 3)")
+    try:
+        geometry = DetectorGeometry(np.asarray(arrays["tensors"], np.float64),
+                                    np.asarray(arrays["vertices"], np.float64), float(arrays["gmst"]))
+        return WaveformBank(pairs, np.asarray(arrays["mass1"]), np.asarray(arrays["mass2"]), merger_index, geometry,
+                            psd, np.asarray(arrays["noise_psd"]))
     except ValueError as exc:
         raise InvalidDataError(str(exc)) from None
 

@@ -15,16 +15,19 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import IO, TextIO
+from typing import IO, Callable, TextIO, TypeVar
 
 import numpy as np
 
 from .config import ERROR_PREFIX, GWDataConfig
 from .dataset import GWDataset
 from .matched_filter import TemplateBank
-from .storage import bank_from_arrays, dataset_from_arrays
+from .online import WaveformBank
+from .storage import bank_from_arrays, dataset_from_arrays, waveform_bank_from_arrays
 
-__all__ = ["GenerationError", "generate_dataset", "generate_bank", "run_generator"]
+__all__ = ["GenerationError", "generate_dataset", "generate_bank", "generate_waveform_bank", "run_generator"]
+
+T = TypeVar("T")
 
 #: Folder that holds the `jax_modules` package, for the generator's import path.
 _PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -71,14 +74,32 @@ def generate_bank(config: GWDataConfig, n_masses: int) -> TemplateBank:
     Raises:
         GenerationError: the generator process failed, or wrote a bank that does not fit `config`.
     """
+    return _generated(config, ["--bank", str(int(n_masses))], lambda arrays: bank_from_arrays(arrays, config),
+                      "template bank")
+
+
+def generate_waveform_bank(config: GWDataConfig, n_waveforms: int) -> WaveformBank:
+    """`n_waveforms` waveforms for fresh training windows of `config`'s kind (`online.FreshWindows`),
+    made in a generator process like the data; deterministic for `config.seed`.
+
+    Raises:
+        GenerationError: the generator process failed, or wrote a bank that does not fit `config`.
+    """
+    return _generated(config, ["--waveforms", str(int(n_waveforms))],
+                      lambda arrays: waveform_bank_from_arrays(arrays, config), "waveform bank")
+
+
+def _generated(config: GWDataConfig, extra: list[str], convert: Callable[[dict[str, np.ndarray]], T],
+               what: str) -> T:
+    """What the generator writes with `extra` arguments, read back through `convert` (which checks it)."""
     with tempfile.TemporaryDirectory(prefix="gw_bank_") as folder:
         out = Path(folder) / "bank.npz"
-        run_generator(config, out, progress=False, extra=["--bank", str(int(n_masses))])
+        run_generator(config, out, progress=False, extra=extra)
         try:
             with np.load(out, allow_pickle=False) as npz:
-                return bank_from_arrays({name: npz[name] for name in npz.files}, config)
+                return convert({name: npz[name] for name in npz.files})
         except (OSError, ValueError) as exc:
-            raise GenerationError(f"the generator wrote an unusable template bank ({type(exc).__name__}: {exc})") from None
+            raise GenerationError(f"the generator wrote an unusable {what} ({type(exc).__name__}: {exc})") from None
 
 
 def run_generator(config: GWDataConfig, out: Path, progress: bool = True, extra: list[str] | None = None) -> None:
@@ -94,15 +115,21 @@ def run_generator(config: GWDataConfig, out: Path, progress: bool = True, extra:
     Raises:
         GenerationError: the child exited non-zero; the message is its error line.
     """
-    command = [sys.executable, "-m", "jax_modules.gw_data.generate", "--config", config.to_json(), "--out", str(out)]
-    if not progress:
-        command.append("--no-progress")
-    command += extra or []
+    command = ["--config", config.to_json(), "--out", str(out)] + ([] if progress else ["--no-progress"])
+    run_module("jax_modules.gw_data.generate", command + (extra or []), progress, what="GW data generation")
+
+
+def run_module(module: str, args: list[str], progress: bool, *, what: str) -> None:
+    """Run `python -m module args` on the CPU, relaying its stderr (progress bars) when `progress`
+    is set, and never leaving it running if this process is interrupted.
+
+    Raises:
+        GenerationError: the child exited non-zero; "`what` failed (exit status N): its error line".
+    """
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(_PACKAGE_ROOT), env.get("PYTHONPATH")]))
-    process = subprocess.Popen(
-        command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env
-    )
+    process = subprocess.Popen([sys.executable, "-m", module, *args], stdin=subprocess.DEVNULL,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
     try:
         tail = _relay(process.stderr, sys.stderr if progress else None)
         status = process.wait()
@@ -111,7 +138,7 @@ def run_generator(config: GWDataConfig, out: Path, progress: bool = True, extra:
             process.kill()
             process.wait()
     if status != 0:
-        raise GenerationError(f"GW data generation failed (exit status {status}): {_reason(tail, status)}")
+        raise GenerationError(f"{what} failed (exit status {status}): {_reason(tail, status)}")
 
 
 def _relay(stream: IO[bytes], sink: TextIO | None, keep: int = 8192) -> str:

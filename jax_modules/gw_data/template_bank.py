@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .chirp import chirp_mass, symmetric_mass_ratio
 from .config import GWDataConfig
 from .matched_filter import TemplateBank, mass_grid
 from .psd import design_psd
-from .waveforms import REFERENCE_DISTANCE_MPC, WindowProjector
+from .waveforms import face_on_pairs
 from .whitening import whiten
 
 __all__ = ["MERGER_FRACTION", "make_bank"]
@@ -27,14 +26,7 @@ def make_bank(config: GWDataConfig, n_masses: int) -> TemplateBank:
     """Templates on `mass_grid(config.mass_min, config.mass_max, n_masses)`, whitened with the PSD
     the data set is whitened with."""
     m1, m2 = mass_grid(config.mass_min, config.mass_max, n_masses)
-    n = len(m1)
-    zeros = np.zeros(n)
-    theta = np.stack([chirp_mass(m1, m2), symmetric_mass_ratio(m1, m2), zeros, zeros,
-                      np.full(n, REFERENCE_DISTANCE_MPC), zeros, zeros, zeros], axis=1)  # face-on, phase 0
-    # Two "detectors" that see only h+ and only hx: the quadrature pair of each template.
-    fplus, fcross = np.tile([1.0, 0.0], (n, 1)), np.tile([0.0, 1.0], (n, 1))
-    merger = MERGER_FRACTION * config.duration
-    strain = WindowProjector(config, batch_size=min(64, n))(theta, fplus, fcross, np.full((n, 2), merger))
+    strain = face_on_pairs(config, m1, m2, MERGER_FRACTION * config.duration)
     psd = design_psd(config.sample_rate, config.n_samples, config.f_lower)
     white = whiten(strain, psd, config.sample_rate, taper=config.whiten_taper)
     return TemplateBank(white.astype(np.float32), m1, m2, float(config.sample_rate),

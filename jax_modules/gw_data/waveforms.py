@@ -114,6 +114,24 @@ class WindowProjector:
         return series[..., n_seg - config.n_samples :]
 
 
+def face_on_pairs(config: GWDataConfig, mass1: np.ndarray, mass2: np.ndarray, merger: float,
+                   batch_size: int = 64) -> np.ndarray:
+    """(n, 2, n_samples) float64 strain [h+, hx] of face-on, non-spinning binaries at
+    `REFERENCE_DISTANCE_MPC` with coalescence phase 0, merging `merger` seconds after the window start.
+
+    Any inclination and phase of the (2, 2) mode is a combination of this quadrature pair, so it
+    serves both the matched filter's templates and the re-projected injections of fresh training data.
+    """
+    mass1, mass2 = np.asarray(mass1, dtype=np.float64), np.asarray(mass2, dtype=np.float64)
+    n = len(mass1)
+    zeros = np.zeros(n)
+    theta = np.stack([chirp_mass(mass1, mass2), symmetric_mass_ratio(mass1, mass2), zeros, zeros,
+                      np.full(n, REFERENCE_DISTANCE_MPC), zeros, zeros, zeros], axis=1)
+    # Two "detectors" that see only h+ and only hx: the quadrature pair of each binary.
+    fplus, fcross = np.tile([1.0, 0.0], (n, 1)), np.tile([0.0, 1.0], (n, 1))
+    return WindowProjector(config, batch_size=min(batch_size, n))(theta, fplus, fcross, np.full((n, 2), merger))
+
+
 def _pad(array: np.ndarray, size: int) -> np.ndarray:
     """Repeat the first row up to `size` rows (valid parameters, so padding stays finite)."""
     array = np.asarray(array, dtype=np.float64)
