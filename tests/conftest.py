@@ -129,7 +129,7 @@ SLOW = (
     "jax_plugin/test_jax_benchmark_smoke.py::test_table", "cpc_snn_gw/test_cpcsnn_task_gradients.py::",
     "test_repr_gradflow.py::test_same_seed", "test_cli.py::test_console_script",
     "test_rules.py::test_a_monitor_never_closed", "test_resume.py::test_a_killed_run",
-    "test_api_misuse.py::test_a_tracking_server_says",
+    "test_api_misuse.py::test_a_tracking_server_says", "cpc_snn_gw/test_cpc_comparisons.py::test_a_tiny_",
 )
 
 

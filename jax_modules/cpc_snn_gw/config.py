@@ -16,7 +16,8 @@ class ModelConfig:
     """One model of document 000.
 
     `kind` picks the assembly: "cpc_snn" (CPC encoder -> spike bridge -> LIF SNN -> logit),
-    "cpc" (CPC encoder -> direct classifier) or "aresgw" (DAIN -> 1-D ResNet -> direct classifier).
+    "cpc" (CPC encoder -> direct classifier, through the spike bridge with `spike_bridge`) or
+    "aresgw" (DAIN -> 1-D ResNet -> direct classifier).
     Fields a kind does not use are ignored by it (and still validated).
 
     Raises:
@@ -34,7 +35,8 @@ class ModelConfig:
     l2_normalize: bool = False           # document 000's bug #2: z / (|z| + eps)
     infonce_weight: float = 0.0          # 0 = single-task BCE; > 0 adds weight * InfoNCE
     prediction_steps: int = 4            # InfoNCE predicts z_{t+1} .. z_{t+k}
-    # Spike bridge + LIF SNN (kind "cpc_snn").
+    # Spike bridge + LIF SNN (kind "cpc_snn"; kind "cpc" can take the bridge alone).
+    spike_bridge: bool = False           # kind "cpc": spikes, not the context, reach the direct head
     spike_threshold: float = 0.0         # initial spike-bridge threshold
     learnable_threshold: bool = True
     surrogate_slope: float = 10.0        # fast-sigmoid surrogate: 1 / (1 + slope |v|)^2
@@ -77,7 +79,7 @@ class ModelConfig:
         if len(self.encoder_strides) != len(self.encoder_widths):
             raise ValueError(f"encoder_strides={self.encoder_strides!r} has {len(self.encoder_strides)} entries; "
                              f"allowed: one per encoder_widths entry ({len(self.encoder_widths)})")
-        for name in ("l2_normalize", "learnable_threshold"):
+        for name in ("l2_normalize", "learnable_threshold", "spike_bridge"):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"{name}={getattr(self, name)!r} is not allowed; allowed: True or False")
 

@@ -35,7 +35,8 @@ def _channels_last(x: jax.Array, in_channels: int) -> jax.Array:
 
 
 class CPCClassifier(nnx.Module):
-    """CPC encoder -> (spike bridge -> LIF SNN | direct head) -> logit; InfoNCE predictor if weighted.
+    """CPC encoder -> (spike bridge -> LIF SNN | [spike bridge ->] direct head) -> logit; InfoNCE
+    predictor if weighted.
 
     The classifier reads the GRU context c, which depends on the (optionally L2-normalized)
     latents z. The predictor exists only when `cfg.infonce_weight > 0`, so a single-task model
@@ -51,13 +52,12 @@ class CPCClassifier(nnx.Module):
                                   l2_normalize=cfg.l2_normalize, rngs=rngs)
         self.predictor = FuturePredictor(cfg.context_dim, cfg.latent_dim, cfg.prediction_steps, rngs=rngs) \
             if cfg.infonce_weight > 0 else None
+        self.bridge = SpikeBridge(cfg.context_dim, threshold=cfg.spike_threshold, learnable=cfg.learnable_threshold,
+                                  slope=cfg.surrogate_slope) if cfg.kind == "cpc_snn" or cfg.spike_bridge else None
         if cfg.kind == "cpc_snn":
-            self.bridge = SpikeBridge(cfg.context_dim, threshold=cfg.spike_threshold,
-                                      learnable=cfg.learnable_threshold, slope=cfg.surrogate_slope)
             self.classifier = LIFClassifier(cfg.context_dim, cfg.snn_hidden, dt=cfg.latent_dt, tau=cfg.tau,
                                             threshold=cfg.snn_threshold, slope=cfg.surrogate_slope, rngs=rngs)
         else:
-            self.bridge = None
             self.classifier = DirectHead(cfg.context_dim, pool=cfg.head_pool, rngs=rngs)
 
     def outputs(self, x: jax.Array) -> ModelOutputs:

@@ -22,7 +22,7 @@ from typing import Sequence
 
 __all__ = ["ProjectExperiment", "project_of_mlflow_run"]
 
-_COMMAND = re.compile(r"python3?\s+-m\s+projects\.([A-Za-z_][A-Za-z0-9_]*)\.train\b")
+_COMMAND = re.compile(r"python3?\s+-m\s+projects\.([A-Za-z_][A-Za-z0-9_]*)\.(?:train|search_eval)\b")
 _PROJECT_NAME = "fixlab"  # `name:` in MLproject
 
 

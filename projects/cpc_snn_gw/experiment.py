@@ -27,9 +27,10 @@ from tqdm.auto import tqdm
 from jax_modules.cpc_snn_gw.models import build_model
 from jax_modules.cpc_snn_gw.steps import make_predict, make_train_step, predict_in_batches, split_model
 from jax_modules.cpc_snn_gw.task_gradients import make_task_probe
-from jax_modules.cpc_snn_gw.variants import variant_config
+from jax_modules.cpc_snn_gw.variants import Variant, variant_config
 from mlflow_plugins.jax import JaxMonitor, monitored, probe_norms, unprobe_norms, watch_jax
 from mlflow_plugins.registry import Evidence, RegistrationResult, register_pyfunc, steps_needed
+from projects.common.comparison import refuse_resume
 from projects.common.entry import RunSummary
 from projects.common.jax_checkpoint import load_train_state, save_train_state
 from projects.common.run import ProjectRun, finish_run, open_run
@@ -38,8 +39,10 @@ from projects.cpc_snn_gw.config import SPEC, VARIANTS, CpcGwConfig
 from projects.cpc_snn_gw.data import RunData, Windows, load_run_data
 from projects.cpc_snn_gw.figures import efficiency_figure, roc_figure
 from projects.cpc_snn_gw.reference import matched_filter_scores, reference_metrics
+from projects.cpc_snn_gw.schedule import learning_rate
 
-__all__ = ["RunSummary", "TrainState", "train_and_evaluate", "train_epoch", "evaluate", "keep_best"]
+__all__ = ["RunSummary", "TrainState", "Trained", "train_and_evaluate", "train_in", "timed_run_data", "train_epoch",
+           "evaluate", "keep_best"]
 
 FARS = (1e-2, 1e-3)
 SNR_BINS = 8
@@ -86,19 +89,21 @@ class TrainState:
     params: Any
     opt_state: Any
     best_params: Any
-    shuffle: dict[str, Any]                  # the numpy bit generator's state: the next epoch's order
+    shuffle: dict[str, Any]                  # the numpy bit generator's state: the next epoch's order (and
+                                             # with fresh data its windows)
     epoch: int = 0                           # epochs done
     step: int = 0                            # optimizer updates done
     best_score: float = -math.inf            # validation ROC AUC (accuracy when AUC is undefined)
     history: dict[str, float] = field(default_factory=dict)  # best/*, fit/acc_epoch5
     train_seconds: float = 0.0               # in training steps, task probes excluded
+    data_seconds: float = 0.0                # drawing fresh training windows
 
     def trees(self) -> dict[str, Any]:
         return {"params": self.params, "opt_state": self.opt_state, "best_params": self.best_params}
 
     def record(self) -> dict[str, Any]:
         return {"shuffle": self.shuffle, "epoch": self.epoch, "step": self.step, "best_score": self.best_score,
-                "history": self.history, "train_seconds": self.train_seconds}
+                "history": self.history, "train_seconds": self.train_seconds, "data_seconds": self.data_seconds}
 
 
 @dataclass(frozen=True)
@@ -122,10 +127,14 @@ class Loop:
 
 
 def train_epoch(loop: Loop, state: TrainState) -> tuple[TrainState, dict[str, float]]:
-    """One epoch of shuffled batches under the monitor; the state after it and the epoch's means."""
-    config, train = loop.config, loop.data.train
+    """One epoch of shuffled batches under the monitor (with fresh data, of windows drawn for it); the state
+    after it and the epoch's means."""
+    config = loop.config
     rng = np.random.Generator(np.random.PCG64())
     rng.bit_generator.state = state.shuffle
+    data_start = time.perf_counter()
+    train = loop.data.train if loop.data.fresh is None else loop.data.fresh.epoch(rng, state.epoch + 1)
+    data_seconds = time.perf_counter() - data_start
     order = rng.permutation(len(train))
     params, opt_state, step, probe_seconds = state.params, state.opt_state, state.step, 0.0
     epoch_metrics = []
@@ -147,8 +156,10 @@ def train_epoch(loop: Loop, state: TrainState) -> tuple[TrainState, dict[str, fl
         loop.bar.update()
     means = {k: float(v) for k, v in jax.device_get(jax.tree.map(lambda *v: np.mean(v), *epoch_metrics)).items()}
     seconds = time.perf_counter() - start - probe_seconds
+    if loop.data.fresh is not None:  # drawing the windows must not dominate the steps
+        loop.run.log_metrics({"perf/epoch_data_seconds": data_seconds, "perf/epoch_train_seconds": seconds}, step=step)
     return replace(state, params=params, opt_state=opt_state, step=step, shuffle=rng.bit_generator.state,
-                   train_seconds=state.train_seconds + seconds), means
+                   train_seconds=state.train_seconds + seconds, data_seconds=state.data_seconds + data_seconds), means
 
 
 def evaluate(loop: Loop, params: Any, windows: Windows, prefix: str) -> dict[str, float]:
@@ -166,8 +177,8 @@ def keep_best(state: TrainState, val: dict[str, float]) -> TrainState:
 
 
 def fit(loop: Loop, state: TrainState) -> TrainState:
-    """Epochs from `state.epoch + 1` to `config.epochs`: train, validate, log, keep the best, checkpoint."""
-    for epoch in range(state.epoch + 1, loop.config.epochs + 1):
+    """Epochs from `state.epoch + 1` to `config.n_epochs`: train, validate, log, keep the best, checkpoint."""
+    for epoch in range(state.epoch + 1, loop.config.n_epochs + 1):
         state, means = train_epoch(loop, state)
         val = evaluate(loop, state.params, loop.data.val, "val")
         # fit/*: running means over the epoch's updates; train/* is the kept model evaluated at the end
@@ -194,59 +205,104 @@ def resumed_state(loop: Loop, fresh: TrainState) -> TrainState:
     return TrainState(**trees, **record)
 
 
+@dataclass(frozen=True)
+class Trained:
+    """What `train_in` leaves: the model's pieces and kept state, the monitor's verdict, the metrics."""
+
+    graphdef: Any
+    rest: Any
+    state: TrainState
+    findings: list[Any]
+    steps_needed: int            # steps the monitor's rules need to judge (the registration gate's)
+    metrics: dict[str, float]
+
+
 def train_and_evaluate(config: CpcGwConfig, progress: bool = True, *, resume: str | None = None) -> RunSummary:
-    """Train, test, measure claims, register; all inside one MLflow run.
+    """Train, test, measure claims, register; all inside one MLflow run (a comparison: its parent,
+    with a nested run per configuration and seed).
 
     Args:
         resume: the id of a run of this config that died, to continue from its last epoch.
 
     Raises:
+        ValueError: `resume` of a comparison, or a batch larger than the training set.
         Whatever training raises; the run is then marked FAILED.
+    """
+    if config.is_comparison:
+        from projects.cpc_snn_gw.comparisons import run_comparison
+
+        refuse_resume(config.variant, resume)
+        return run_comparison(config, progress)
+    data, data_seconds = timed_run_data(config, progress)
+    variant = Variant(variant_config(config.variant), config.learning_rate)
+    with open_run(SPEC, config, resume=resume) as run:
+        run.log_metrics({"perf/data_seconds": data_seconds})
+        trained = train_in(run, config, variant, data, matched_filter_scores(config, data.test),
+                           label=config.variant, description=VARIANTS[config.variant], progress=progress)
+        return finish_run(
+            run, findings=trained.findings, metrics=trained.metrics, headline=headline(trained.metrics),
+            register=lambda health: _register(trained.graphdef, trained.state.best_params, trained.rest, data,
+                                               run.run_id, trained.state.step, trained.steps_needed,
+                                               trained.metrics, health),
+            sections=_report_sections(run.run_id))
+
+
+def timed_run_data(config: CpcGwConfig, progress: bool) -> tuple[RunData, float]:
+    """The run's windows and the seconds they took (simulated or read).
+
+    Raises:
+        ValueError: `batch_size` larger than the training set (an MLGWSC-1 file can be short).
     """
     t0 = time.perf_counter()
     data = load_run_data(config, progress=progress)
-    data_seconds = time.perf_counter() - t0
     if len(data.train) < config.batch_size:
         raise ValueError(f"batch_size={config.batch_size} is larger than the {len(data.train)} training windows; "
                          "allowed: at most the training set size")
-    model_config = variant_config(config.variant)
+    return data, time.perf_counter() - t0
+
+
+def train_in(run: ProjectRun, config: CpcGwConfig, variant: Variant, data: RunData, reference: np.ndarray | None,
+             *, label: str, description: str, progress: bool = True) -> Trained:
+    """Train `variant` on `data` inside the open `run` (a project run or a comparison's child), keep the
+    best validation epoch, and log its test metrics and figures beside the matched filter's `reference`
+    scores of the test windows (None: no reference).
+
+    `config` gives the seed (weights and shuffle), epochs, batch size and diagnostics; the model and
+    learning rate are `variant`'s; `label` names the progress bar and figures, `description` the run.
+    """
+    model_config = variant.model
     model = build_model(model_config, seed=config.seed)
     probed = probe_norms(model)
     graphdef, params, rest = split_model(model)
-    tx = monitored(optax.adam(config.learning_rate), log_every=config.log_every)
+    tx = monitored(optax.adam(learning_rate(config, variant.learning_rate, len(data.train) // config.batch_size)),
+                   log_every=config.log_every)
     n_params = sum(int(np.prod(p.shape)) for p in jax.tree.leaves(params))
-
-    with open_run(SPEC, config, resume=resume) as run:
-        run.log_params({
-            **config.to_params(), "document_row": VARIANTS[config.variant], "data.source": data.source,
-            "data.n_train": len(data.train), "data.n_val": len(data.val), "data.n_test": len(data.test),
-            "data.window": data.train.x.shape[-1], "n_params": n_params, "norm_probes": ",".join(probed) or "none",
-            **{f"model.{k}": v for k, v in vars(model_config).items()},
-        })
-        run.log_metrics({"perf/data_seconds": data_seconds, "data/generated": float(data.generated)})
-        n_batches = len(data.train) // config.batch_size
-        with watch_jax(params, policy=config.policy, run_id=run.run_id) as monitor, \
-                tqdm(total=config.epochs * n_batches, desc=config.variant, unit="step", disable=not progress) as bar:
-            loop = Loop(config, data, graphdef, rest, make_train_step(graphdef, tx, model_config.infonce_weight),
-                        make_predict(graphdef),
-                        # CPC models: the encoder's gradient per loss, and the spike bridge's surrogate
-                        make_task_probe(graphdef) if hasattr(model, "encoder") else None, monitor, run, bar)
-            fresh = TrainState(params, tx.init(params), params, np.random.default_rng(config.seed).bit_generator.state)
-            state = resumed_state(loop, fresh)
-            bar.update(state.step)
-            state = fit(loop, state)
-        metrics, test_probs = test_metrics(loop, state)
-        reference = matched_filter_scores(config, data.test)
-        if reference is not None:
-            metrics.update(reference_metrics(test_probs, reference, data.test, FARS, far_label))
-        metrics.update(log_figures(config, data.test, test_probs, metrics.get("test/auc", math.nan), reference))
-        run.log_metrics(metrics)
-        return finish_run(
-            run, findings=monitor.findings, metrics=metrics, headline=headline(metrics),
-            register=lambda health: _register(graphdef, state.best_params, rest, data, run.run_id, state.step,
-                                               steps_needed(monitor.t),
-                                               metrics, health),
-            sections=_report_sections(run.run_id))
+    run.log_params({
+        **config.to_params(), "learning_rate": variant.learning_rate, "document_row": description,
+        "data.source": data.source, "data.n_train": len(data.train), "data.n_val": len(data.val),
+        "data.n_test": len(data.test), "data.window": data.train.x.shape[-1], "n_params": n_params,
+        "norm_probes": ",".join(probed) or "none", **{f"model.{k}": v for k, v in vars(model_config).items()},
+    })
+    run.log_metrics({"data/generated": float(data.generated)})
+    n_batches = len(data.train) // config.batch_size
+    with watch_jax(params, policy=config.policy, run_id=run.run_id) as monitor, \
+            tqdm(total=config.n_epochs * n_batches, desc=label, unit="step", disable=not progress) as bar:
+        loop = Loop(config, data, graphdef, rest, make_train_step(graphdef, tx, model_config.infonce_weight),
+                    make_predict(graphdef),
+                    # CPC models: the encoder's gradient per loss, and the spike bridge's surrogate
+                    make_task_probe(graphdef) if hasattr(model, "encoder") else None, monitor, run, bar)
+        fresh = TrainState(params, tx.init(params), params, np.random.default_rng(config.seed).bit_generator.state)
+        state = resumed_state(loop, fresh)
+        bar.update(state.step)
+        state = fit(loop, state)
+    metrics, test_probs = test_metrics(loop, state)
+    if reference is not None:
+        metrics.update(reference_metrics(test_probs, reference, data.test, FARS, far_label))
+    title = f"{label}: test set, {len(data.test)} windows"
+    metrics.update(log_figures(run.run_id, title, data.test, test_probs, metrics.get("test/auc", math.nan),
+                               reference))
+    run.log_metrics(metrics)
+    return Trained(graphdef, rest, state, list(monitor.findings), steps_needed(monitor.t), metrics)
 
 
 def test_metrics(loop: Loop, state: TrainState) -> tuple[dict[str, float], np.ndarray]:
@@ -259,10 +315,13 @@ def test_metrics(loop: Loop, state: TrainState) -> tuple[dict[str, float], np.nd
     metrics = {**state.history, **train, **split_scores("test", test_probs, loop.data.test),
                "perf/train_samples_per_s": state.step * loop.config.batch_size / state.train_seconds,
                "perf/infer_samples_per_s": len(loop.data.test) / infer_seconds, "chance/acc": 0.5}
+    if loop.data.fresh is not None:
+        metrics["perf/data_seconds_per_epoch"] = state.data_seconds / max(state.epoch, 1)
+        metrics["perf/train_seconds_per_epoch"] = state.train_seconds / max(state.epoch, 1)
     return metrics, test_probs
 
 
-def log_figures(config: CpcGwConfig, test: Windows, test_probs: np.ndarray, auc: float,
+def log_figures(run_id: str, title: str, test: Windows, test_probs: np.ndarray, auc: float,
                 reference: np.ndarray | None = None) -> dict[str, float]:
     """Logs the ROC curve and the efficiency against SNR of the test set (with the matched filter's
     beside the network's when there is a `reference`); returns the efficiencies per SNR bin (empty
@@ -270,14 +329,14 @@ def log_figures(config: CpcGwConfig, test: Windows, test_probs: np.ndarray, auc:
     efficiencies: dict[str, float] = {}
     if not 0 < test.y.sum() < len(test):
         return efficiencies
-    title = f"{config.variant}: test set, {len(test)} windows"
+    client = mlflow.MlflowClient()
     far, tpr = detection.roc_curve(test_probs, test.y)
-    mlflow.log_figure(roc_figure(far, tpr, auc, title), "figures/roc.png")
+    client.log_figure(run_id, roc_figure(far, tpr, auc, title), "figures/roc.png")
     if np.isfinite(test.snr[test.y == 1]).any():
         curves = _efficiency_curves(test_probs, test, efficiencies)
         if reference is not None:
             curves += _efficiency_curves(reference, test, {}, prefix="matched filter, ", at_half=False)
-        mlflow.log_figure(efficiency_figure(curves, title), "figures/efficiency_vs_snr.png")
+        client.log_figure(run_id, efficiency_figure(curves, title), "figures/efficiency_vs_snr.png")
     return efficiencies
 
 

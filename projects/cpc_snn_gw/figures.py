@@ -36,3 +36,30 @@ def roc_figure(far: np.ndarray, tpr: np.ndarray, auc: float, title: str) -> Figu
     ax.grid(alpha=0.3, which="both")
     ax.legend(loc="lower right")
     return fig
+
+
+def comparison_figure(names: Sequence[str], values: dict[str, dict[str, Sequence[float]]],
+                      panels: Sequence[tuple[str, str]], title: str) -> Figure:
+    """One panel per metric: each configuration's mean over seeds as a bar with the sample standard
+    deviation, and every seed as a dot, so the spread is seen, not only summarised.
+
+    Args:
+        names: the configurations, in table order.
+        values: configuration -> metric key -> one value per seed (NaN: not measured).
+        panels: (metric key, axis label) per panel.
+    """
+    fig = Figure(figsize=(max(6.0, 1.1 * len(names) * len(panels)), 4.0), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    xs = np.arange(len(names), dtype=float)
+    for ax, (key, label) in zip(axes, panels):
+        per_seed = [np.asarray(values[n].get(key, []), dtype=float) for n in names]
+        means = [float(np.nanmean(v)) if np.isfinite(v).any() else np.nan for v in per_seed]
+        stds = [float(np.nanstd(v, ddof=1)) if np.isfinite(v).sum() > 1 else 0.0 for v in per_seed]
+        ax.bar(xs, means, width=0.6, yerr=stds, capsize=4, color="C0", alpha=0.6)
+        for x, v in zip(xs, per_seed):
+            ax.plot(np.full(len(v), x), v, "o", color="black", markersize=3)
+        ax.set_xticks(xs, names, rotation=30, ha="right")
+        ax.set(ylabel=label)
+        ax.grid(alpha=0.3, axis="y")
+    fig.suptitle(title)
+    return fig
