@@ -2,6 +2,11 @@
 histories with an uninterrupted run of the same config: same steps, same values, no step twice.
 
 Every run is a real process (the entry script, then the `fixlab` command) on a real SQLite store.
+One project per training loop: the plain PyTorch loop (repr_gradflow), the JAX loop (cpc_snn_gw)
+and Lightning's (fixmatch_pu, whose state is the richest of the Lightning projects: the EMA
+teacher, the optimizer and the ramp-up). poetry_ae and cvkan resume through the same Lightning
+code (`projects.common.lightning_fit`); their cases were dropped to keep the suite within its
+time budget.
 """
 
 from __future__ import annotations
@@ -24,14 +29,11 @@ PROJECTS = {
     "repr_gradflow": ("projects.repr_gradflow.train",
                       ["--variant", "fixed", "--n_samples", "48", "--n_classes", "4", "--epochs", "6",
                        "--batch_size", "8", "--log_every", "2"], 6 * 5, 5),
+    # fresh training windows every epoch: the numpy stream they are drawn from is part of the train state
     "cpc_snn_gw": ("projects.cpc_snn_gw.train",
                    ["--variant", "cpc_fixed", "--n_train", "64", "--n_val", "32", "--n_test", "64", "--epochs", "4",
-                    "--batch_size", "16", "--log_every", "2"], 4 * 4, 4),
-    "poetry_ae": ("projects.poetry_ae.train",
-                  ["--variant", "rnn_baseline", "--epochs", "3", "--batch_size", "256", "--max_len", "20",
-                   "--vectors", "glove50", "--log_every", "2"], 3 * 11, 11),
-    "cvkan": ("projects.cvkan.train",
-              ["--variant", "nonorm", "--epochs", "3", "--batch_size", "128", "--log_every", "2"], 3 * 10, 10),
+                    "--batch_size", "16", "--log_every", "2", "--fresh_data", "true", "--waveform_bank", "16"],
+                   4 * 4, 4),
     "fixmatch_pu": ("projects.fixmatch_pu.train",
                     ["--variant", "debugged", "--epochs", "3", "--n_micrographs", "8", "--particles_per_micrograph",
                      "10", "--negatives_per_micrograph", "30", "--width", "4", "--batch_size", "8",
