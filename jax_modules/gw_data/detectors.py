@@ -38,7 +38,7 @@ class DetectorGeometry:
 def detector_geometry(detectors: Sequence[str], gps_time: float) -> DetectorGeometry:
     """bilby's tensors and vertices of `detectors` and the sidereal time at `gps_time`."""
     from bilby.gw.detector import InterferometerList  # heavy import, only where geometry is made
-    from bilby_cython.time import greenwich_mean_sidereal_time
+    from bilby.gw.utils import greenwich_mean_sidereal_time  # bilby_cython's, as bilby exports it
 
     ifos = InterferometerList(list(detectors))
     return DetectorGeometry(np.stack([np.asarray(ifo.geometry.detector_tensor, np.float64) for ifo in ifos]),
