@@ -26,7 +26,8 @@ SAMPLE_RATE = 2048.0  # the registered models are trained on 1 s windows at 2048
 SERVING = "projects.cpc_snn_gw.serving"  # the only loader a detector's MLmodel may name
 
 
-def _model_uri(name: str, text: str) -> str:
+def model_uri(name: str, text: str) -> str:
+    """Parameter check: a registered-model URI (`models:/NAME@ALIAS` or `models:/NAME/VERSION`)."""
     if not text.startswith(MODEL_PREFIX) or len(text) <= len(MODEL_PREFIX):
         raise ParamError(name, text, "a registered-model URI such as models:/cpc-snn-gw@champion or models:/NAME/VERSION")
     return text
@@ -39,7 +40,8 @@ def _existing_file(name: str, text: str) -> str:
     return os.path.abspath(path)
 
 
-def _output_file(name: str, text: str) -> str:
+def output_file(name: str, text: str) -> str:
+    """Parameter check: a file path whose folder exists (the file itself is written later)."""
     parent = Path(text).expanduser().resolve().parent
     if not parent.is_dir():
         raise ParamError(name, text, "a file path in an existing directory")
@@ -47,9 +49,9 @@ def _output_file(name: str, text: str) -> str:
 
 
 PARAMS: tuple[Param, ...] = (
-    Param("model", _model_uri, f"{MODEL_PREFIX}{SPEC.registered_model}@champion", "the registered detector"),
+    Param("model", model_uri, f"{MODEL_PREFIX}{SPEC.registered_model}@champion", "the registered detector"),
     Param("data_path", _existing_file, None, "the MLGWSC-1 strain file to score"),
-    Param("out", _output_file, "scores.csv", "where to write start_time,probability rows"),
+    Param("out", output_file, "scores.csv", "where to write start_time,probability rows"),
 )
 
 

@@ -19,14 +19,16 @@ from projects.cpc_snn_gw import detection
 from projects.cpc_snn_gw.config import CpcGwConfig
 from projects.cpc_snn_gw.data import Windows, simulated_config
 
-__all__ = ["ARRIVAL_MARGIN_S", "matched_filter_scores", "reference_metrics"]
+__all__ = ["ARRIVAL_MARGIN_S", "cached_bank", "matched_filter_scores", "reference_metrics"]
 
 #: Earth's light-crossing time and then some: how far a detector's arrival can lie outside the
 #: geocentre merger range [s].
 ARRIVAL_MARGIN_S = 0.025
 
 
-def _bank(data_config: GWDataConfig, n_masses: int, cache_dir: str | None):
+def cached_bank(data_config: GWDataConfig, n_masses: int, cache_dir: str | None):
+    """The `n_masses` x `n_masses` template bank for `data_config`'s windows, from the data cache
+    (made in the generator process on a miss)."""
     from jax_modules.gw_data.storage import bank_arrays, bank_from_arrays
     from jax_modules.gw_data.subprocess_generate import generate_bank
 
@@ -47,7 +49,7 @@ def matched_filter_scores(config: CpcGwConfig, test: Windows) -> np.ndarray | No
     from jax_modules.gw_data.matched_filter import network_statistic
 
     data_config = simulated_config(config)
-    bank = _bank(data_config, config.mf_bank, config.cache_dir)
+    bank = cached_bank(data_config, config.mf_bank, config.cache_dir)
     arrival = (max(data_config.merger_min * data_config.duration - ARRIVAL_MARGIN_S, 0.0),
                min(data_config.merger_max * data_config.duration + ARRIVAL_MARGIN_S, data_config.duration * 0.999))
     return network_statistic(test.x, bank, arrival=arrival)

@@ -22,7 +22,7 @@ from typing import Any, Callable, Sequence
 
 from projects.common.params import (Param, ParamError, integer, optional_file, parse_params, real,
                                     report_param_error)
-from projects.cpc_snn_gw.predict import MODEL_PREFIX, _model_uri, _output_file
+from projects.cpc_snn_gw.predict import MODEL_PREFIX, model_uri, output_file
 from projects.cpc_snn_gw.config import SPEC
 
 PROG = "cpc_snn_gw"
@@ -53,9 +53,9 @@ GENERATE: tuple[Param, ...] = (
     Param("start_time", real(minimum=0.0, maximum=2e10), "1238166018", "GPS time of the first sample"),
 )
 SEARCH: tuple[Param, ...] = (
-    Param("model", _model_uri, DEFAULT_MODEL, "the registered detector"),
+    Param("model", model_uri, DEFAULT_MODEL, "the registered detector"),
     Param("input", _file("MLGWSC-1 strain file (HDF5)"), None, "the strain file to search"),
-    Param("output", _output_file, None, "the trigger file to write (HDF5: time, stat, var)"),
+    Param("output", output_file, None, "the trigger file to write (HDF5: time, stat, var)"),
     Param("threshold", real(minimum=0.0, maximum=1.0), "0.2", "keep windows whose probability is above this"),
     Param("stride", real(minimum=0.0, maximum=1.0, exclusive_minimum=True), "0.125",
           "seconds between window starts (whole samples at 2048 Hz)"),
@@ -70,7 +70,7 @@ EVALUATE: tuple[Param, ...] = (
     Param("background_triggers", _file("trigger file (HDF5: time, stat, var)"), None, "triggers on the background"),
     Param("background", _file("MLGWSC-1 strain file (HDF5)"), None,
           "the background strain file (its duration sets the FAR); empty: the foreground's, as MLGWSC-1"),
-    Param("output", _output_file, None, "the evaluation file to write (HDF5)"),
+    Param("output", output_file, None, "the evaluation file to write (HDF5)"),
 )
 COMMANDS: dict[str, tuple[Param, ...]] = {"generate": GENERATE, "search": SEARCH, "evaluate": EVALUATE}
 REQUIRED = {"generate": ("output_dir",), "search": ("input", "output"),

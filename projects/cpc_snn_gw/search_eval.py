@@ -34,7 +34,7 @@ from projects.common.config import RunConfig
 from projects.common.params import Param, ParamError, integer, parse_params, real, report_param_error
 from projects.cpc_snn_gw.search_cli import DEFAULT_MODEL, REPORTED_FARS, sensitivity_table
 from projects.cpc_snn_gw.config import SPEC
-from projects.cpc_snn_gw.predict import _model_uri
+from projects.cpc_snn_gw.predict import model_uri
 
 __all__ = ["PARAMS", "SearchEvalConfig", "main", "search_and_evaluate"]
 
@@ -68,7 +68,7 @@ class SearchEvalConfig(RunConfig):
 
 _DEFAULTS = SearchEvalConfig()
 PARAMS: tuple[Param, ...] = (
-    Param("model", _model_uri, _DEFAULTS.model, "the registered detector to search with"),
+    Param("model", model_uri, _DEFAULTS.model, "the registered detector to search with"),
     Param("duration", real(minimum=300.0, maximum=7 * 86400.0), str(_DEFAULTS.duration),
           "seconds of foreground (and of background) strain"),
     Param("seed", integer(minimum=0, maximum=2**31 - 1), str(_DEFAULTS.seed), "seed of the strain and injections"),
@@ -257,7 +257,7 @@ def _strain_files(config: SearchEvalConfig, progress: bool) -> tuple[dict[str, P
 
 
 def _bank(config: SearchEvalConfig) -> Any:
-    from projects.cpc_snn_gw.reference import _bank as cached_bank
+    from projects.cpc_snn_gw.reference import cached_bank
 
     return cached_bank(_template_config(config), config.mf_bank, config.cache_dir)
 
