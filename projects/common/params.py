@@ -158,20 +158,31 @@ def optional_file(what: str = "a path to an existing file") -> Converter:
     return _optional_path(what, os.path.isfile, "file")
 
 
+def existing_file(what: str = "a path to an existing file") -> Converter:
+    """A converter for a required existing file, made absolute; the error says why not."""
+    optional_path = _optional_path(what, os.path.isfile, "file", allow_none=False)
+
+    def convert(name: str, text: str) -> str:
+        return optional_path(name, text)  # type: ignore[return-value]
+
+    return convert
+
+
 def optional_dir(what: str = "a path to an existing folder") -> Converter:
     """A converter for an optional existing folder: empty / `none` means not given (None)."""
     return _optional_path(what, os.path.isdir, "folder")
 
 
-def _optional_path(what: str, exists: Callable[[str], bool], kind: str) -> Converter:
-    """An optional path that `exists` accepts, made absolute; the error says why not."""
+def _optional_path(what: str, exists: Callable[[str], bool], kind: str, allow_none: bool = True) -> Converter:
+    """A path that `exists` accepts (optional unless `allow_none` is False), made absolute; the error
+    says why not."""
     def convert(name: str, text: str) -> str | None:
-        if text.strip() in NONE_VALUES:
+        if allow_none and text.strip() in NONE_VALUES:
             return None
         path = os.path.expanduser(text)
         if not exists(path):
             reason = f"no such {kind}" if not os.path.exists(path) else f"not a {kind}"
-            raise ParamError(name, text, f"{what}, or empty for none ({reason})")
+            raise ParamError(name, text, f"{what}{', or empty for none' if allow_none else ''} ({reason})")
         return os.path.abspath(path)
 
     return convert

@@ -17,7 +17,7 @@ from typing import Sequence
 
 import numpy as np
 
-from projects.common.params import Param, ParamError, parse_params, report_param_error
+from projects.common.params import Param, ParamError, existing_file, parse_params, report_param_error
 from projects.cpc_snn_gw.config import SPEC
 
 PROG = "cpc_snn_gw.predict"
@@ -33,13 +33,6 @@ def model_uri(name: str, text: str) -> str:
     return text
 
 
-def _existing_file(name: str, text: str) -> str:
-    path = os.path.expanduser(text)
-    if not os.path.isfile(path):
-        raise ParamError(name, text, "a path to an existing MLGWSC-1 strain file (HDF5)")
-    return os.path.abspath(path)
-
-
 def output_file(name: str, text: str) -> str:
     """Parameter check: a file path whose folder exists (the file itself is written later)."""
     parent = Path(text).expanduser().resolve().parent
@@ -50,7 +43,7 @@ def output_file(name: str, text: str) -> str:
 
 PARAMS: tuple[Param, ...] = (
     Param("model", model_uri, f"{MODEL_PREFIX}{SPEC.registered_model}@champion", "the registered detector"),
-    Param("data_path", _existing_file, None, "the MLGWSC-1 strain file to score"),
+    Param("data_path", existing_file("a path to an existing MLGWSC-1 strain file (HDF5)"), None, "the MLGWSC-1 strain file to score"),
     Param("out", output_file, "scores.csv", "where to write start_time,probability rows"),
 )
 

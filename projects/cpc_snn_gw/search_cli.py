@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from projects.common.params import (Param, ParamError, integer, optional_file, parse_params, real,
+from projects.common.params import (Param, ParamError, existing_file, integer, parse_params, real,
                                     report_param_error)
 from projects.cpc_snn_gw.predict import MODEL_PREFIX, model_uri, output_file
 from projects.cpc_snn_gw.config import SPEC
@@ -36,7 +36,7 @@ class CommandFailed(Exception):
 
 
 def _file(what: str) -> Callable[[str, str], str | None]:
-    return optional_file(f"a path to an existing {what}")
+    return existing_file(f"a path to an existing {what}")
 
 
 def _output_dir(name: str, text: str) -> str:
