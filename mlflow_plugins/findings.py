@@ -107,6 +107,15 @@ CODES: Mapping[str, CodeInfo] = {
         "If magnitudes carry information (attention or pooling by magnitude, confidence), drop "
         "or move the normalization; otherwise this is what it is for.",
     ),
+    "PARAMS_FROZEN": CodeInfo(
+        Severity.INFO,
+        "the optimizer holds parameters frozen on purpose (requires_grad=False); they are not "
+        "expected to get a gradient, so they are not GRAD_NEVER_UPDATED",
+        "{n_frozen} of the {n_params} parameters the optimizer holds are frozen (requires_grad=False): "
+        "{frozen}",
+        "Nothing to do if this is the freeze you meant. If one of them should learn, set "
+        "requires_grad=True on it (and check the optimizer was built after the model was final).",
+    ),
     "DIAGNOSTICS_FAILED": CodeInfo(
         Severity.WARNING,
         "a fixlab check failed and was skipped, so this run's health is not fully known",

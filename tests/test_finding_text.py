@@ -37,6 +37,7 @@ def test_every_builtin_template_formats_with_the_evidence_its_rule_gives():
         "AMP_STEPS_SKIPPED": {"skipped_in_window": 12, "window": 100, "skipped_total": 12, "scale": 2.0},
         "NORM_GRAD_ATTENUATION": {"grad_ratio": 0.01, "threshold": 0.1},
         "NORM_ERASES_MAGNITUDE": {"magnitude_cv_in": 0.5, "magnitude_cv_out": 0.01, "threshold": 0.1},
+        "PARAMS_FROZEN": {"n_frozen": 2, "n_params": 4, "frozen": "0.weight, 0.bias"},
         "DIAGNOSTICS_FAILED": {"error": "KeyError: x"},
     }
     assert set(evidence) == set(CODES)

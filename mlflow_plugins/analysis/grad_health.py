@@ -1,4 +1,4 @@
-"""Gradient health: GRAD_NEVER_UPDATED, GRAD_VANISHING, GRAD_EXPLODING, GRAD_NORM_OUT_OF_RANGE.
+"""Gradient health: GRAD_NEVER_UPDATED, GRAD_VANISHING, GRAD_EXPLODING, GRAD_NORM_OUT_OF_RANGE, PARAMS_FROZEN.
 
 Pure: per-step host summaries in, findings out. Adapters feed it, every step, a `GradPresence`
 with what they know for free (PyTorch: which gradients are None, a present one may still be all
@@ -33,6 +33,8 @@ class GradPresence:
         known: True where the step says something about the parameter; elsewhere its count is
             kept (PyTorch knows only None for free: a present gradient may still be zero).
         group: which parameter set (e.g. the optimizer's index), when an adapter watches several.
+        frozen: True where the parameter is frozen on purpose (requires_grad=False): no gradient
+            is expected there; None: none is.
     """
 
     step: int
@@ -40,11 +42,13 @@ class GradPresence:
     no_grad: np.ndarray
     known: np.ndarray
     group: str = ""
+    frozen: np.ndarray | None = None
 
     @classmethod
-    def missing(cls, step: int, names: tuple[str, ...], missing: np.ndarray, group: str = "") -> "GradPresence":
+    def missing(cls, step: int, names: tuple[str, ...], missing: np.ndarray, group: str = "",
+                frozen: np.ndarray | None = None) -> "GradPresence":
         """Only "gradient is None" is known; a present gradient is not evidence."""
-        return cls(step, names, missing, missing, group)
+        return cls(step, names, missing, missing, group, frozen)
 
     @classmethod
     def zero(cls, step: int, names: tuple[str, ...], zero: np.ndarray, group: str = "") -> "GradPresence":
@@ -73,21 +77,33 @@ class GradientHealth(Rule):
     def update(self, summary: GradPresence | GradSnapshot,
                state: dict[str, Any]) -> tuple[list[Finding], dict[str, Any]]:
         group = self._group(state, summary.names, summary.group)
+        frozen, reported = self._frozen(summary, state["reported"])
         if isinstance(summary, GradPresence):
-            if summary.group in state["groups"] and _changes_nothing(summary, group):
+            if not frozen and summary.group in state["groups"] and _changes_nothing(summary, group):
                 return [], state  # the healthy step: every gradient present, no count running
-            group = _count_no_grad(group, summary.step, summary.no_grad, summary.known)
-            findings, reported = self._never_updated(group, summary.step, state["reported"])
+            group = _count_no_grad(group, summary.step, summary.no_grad, _expected(summary, summary.known))
+            findings, reported = self._never_updated(group, summary.step, reported)
         else:
             no_grad = summary.missing | (summary.l2 == 0)
-            group = _count_no_grad(group, summary.step, no_grad, np.ones_like(no_grad))
-            findings, reported = self._never_updated(group, summary.step, state["reported"])
+            group = _count_no_grad(group, summary.step, no_grad, _expected(summary, np.ones_like(no_grad)))
+            findings, reported = self._never_updated(group, summary.step, reported)
             for rule in (self._vanishing, self._exploding):
                 found, reported = rule(summary, reported)
                 findings += found
             found, reported, group = self._out_of_range(summary, group, reported)
             findings += found
-        return findings, {"groups": {**state["groups"], summary.group: group}, "reported": reported}
+        return frozen + findings, {"groups": {**state["groups"], summary.group: group}, "reported": reported}
+
+    @staticmethod
+    def _frozen(summary: GradPresence | GradSnapshot, reported: frozenset) -> tuple[list[Finding], frozenset]:
+        """PARAMS_FROZEN (information), once per parameter set: parameters frozen on purpose that the
+        optimizer holds, a normal way to freeze, named so that a freeze in the wrong place shows."""
+        if summary.frozen is None or not summary.frozen.any():
+            return [], reported
+        names = [n for n, f in zip(summary.names, summary.frozen) if f]
+        return report_once(reported, "PARAMS_FROZEN", summary.step, summary.group or "optimizer",
+                           {"n_frozen": len(names), "n_params": len(summary.names),
+                            "frozen": ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")})
 
     @staticmethod
     def _group(state: dict[str, Any], names: tuple[str, ...], key: str) -> dict[str, Any]:
@@ -154,6 +170,11 @@ class GradientHealth(Rule):
             "median_grad_norm": float(np.median(values)), "band_low": low, "band_high": high,
             "window": self.t.norm_band_window})
         return found, reported, group
+
+
+def _expected(summary: GradPresence | GradSnapshot, known: np.ndarray) -> np.ndarray:
+    """`known`, less the parameters frozen on purpose: a frozen one's missing gradient is no evidence."""
+    return known if summary.frozen is None else known & ~summary.frozen
 
 
 def _changes_nothing(presence: GradPresence, group: dict[str, Any]) -> bool:

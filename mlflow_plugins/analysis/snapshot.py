@@ -21,6 +21,8 @@ class GradSnapshot:
         missing: True where the parameter had no gradient at all (None).
         numel: number of elements of each parameter.
         group: which parameter set (e.g. the optimizer's index), when an adapter watches several.
+        frozen: True where the parameter is frozen on purpose (PyTorch: requires_grad=False), so
+            no gradient is expected; None: none is.
     """
 
     step: int
@@ -30,6 +32,7 @@ class GradSnapshot:
     missing: np.ndarray
     numel: np.ndarray
     group: str = ""
+    frozen: np.ndarray | None = None
 
     @property
     def total_norm(self) -> float:

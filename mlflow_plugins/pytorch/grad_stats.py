@@ -47,6 +47,12 @@ class GradStats:
     def missing(self) -> np.ndarray:
         return np.array([p.grad is None for p in self.params], dtype=bool)
 
+    def frozen(self) -> np.ndarray | None:
+        """True where a parameter is frozen on purpose (requires_grad=False); None if none is.
+        Read every step: a schedule may freeze or unfreeze parts as training goes."""
+        frozen = np.array([not p.requires_grad for p in self.params], dtype=bool)
+        return frozen if frozen.any() else None
+
     def norms(self, ord: float = 2.0) -> torch.Tensor | None:
         """Per-parameter gradient norms as one device tensor (0 where missing), no host sync.
 
@@ -96,7 +102,7 @@ class GradStats:
         l1 = self._reduce((1.0,), self._groups()) if mean_abs and l2 is not None else None
         if l2 is None:
             zeros = np.zeros(len(self.names))
-            return GradSnapshot(step, self.names, zeros, zeros.copy(), missing, self.numel)
+            return GradSnapshot(step, self.names, zeros, zeros.copy(), missing, self.numel, frozen=self.frozen())
         rows = torch.stack([l2, l1[0].to(l2.device)]) if l1 is not None else l2[None]
         host = rows.cpu().numpy().astype(np.float64)
         l2_host = host[0]
@@ -105,7 +111,7 @@ class GradStats:
         if todo.size:
             self._measure(todo, l2=l2_host, l1=l1_host)
         mean = l1_host / self.numel if l1_host is not None else np.full_like(l2_host, np.nan)
-        return GradSnapshot(step, self.names, l2_host, mean, missing, self.numel)
+        return GradSnapshot(step, self.names, l2_host, mean, missing, self.numel, frozen=self.frozen())
 
     def drop_grads(self) -> None:
         """Skip an optimizer step: torch optimizers leave parameters without a gradient alone."""

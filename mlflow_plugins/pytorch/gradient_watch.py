@@ -52,7 +52,7 @@ class GradientWatch:
             report.bad = not bool(self.stats.total_norm_ok(l2, self.t.exploding))
         if not sampled:
             report.summaries.append(GradPresence.missing(step, self.stats.names, self.stats.missing(),
-                                                         self.group))
+                                                         self.group, self.stats.frozen()))
             if report.bad:  # only now look closer: which gradient went non-finite
                 report.summaries += self._nonfinite(step, l2.cpu().numpy())
             return report
