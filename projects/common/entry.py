@@ -64,18 +64,20 @@ def run_entry(argv: Sequence[str] | None, *, prog: str, description: str, params
     Args:
         make_config: the config from the parsed values (raises `ParamError`).
         check_inputs: opens the files the config names (raises `ParamError`).
-        load_runner: imports and returns the training function; called only for a good config.
+        load_runner: imports and returns the training function; called only for a good config. It
+            may raise `ParamError` too, for an input it can judge only once loaded (a registered
+            model), before it opens its run: reported the same way.
     """
     try:
         values = parse_params(params, argv, prog=prog, description=description)
         config = make_config(values)
         check_inputs(config)
+        from projects.common.console import quiet_console  # standard library; Lightning's banners off
+        quiet_console()
+        print(load_runner()(config).text())
     except ParamError as error:
         _tag_rejected_run(error)
         return report_param_error(error, prog)
-    from projects.common.console import quiet_console  # standard library; Lightning's banners off
-    quiet_console()
-    print(load_runner()(config).text())
     return 0
 
 

@@ -52,16 +52,20 @@ GENERATE: tuple[Param, ...] = (
     Param("seed", integer(minimum=0, maximum=2**31 - 1), "0", "seed of the noise and the injections"),
     Param("start_time", real(minimum=0.0, maximum=2e10), "1238166018", "GPS time of the first sample"),
 )
-SEARCH: tuple[Param, ...] = (
-    Param("model", model_uri, DEFAULT_MODEL, "the registered detector"),
-    Param("input", _file("MLGWSC-1 strain file (HDF5)"), None, "the strain file to search"),
-    Param("output", output_file, None, "the trigger file to write (HDF5: time, stat, var)"),
+#: How the network searches a file: `search`'s flags and `gw_search_eval`'s parameters.
+NETWORK_SEARCH: tuple[Param, ...] = (
     Param("threshold", real(minimum=0.0, maximum=1.0), "0.2", "keep windows whose probability is above this"),
     Param("stride", real(minimum=0.0, maximum=1.0, exclusive_minimum=True), "0.125",
           "seconds between window starts (whole samples at 2048 Hz)"),
     Param("chunk", real(minimum=2.0, maximum=3600.0), "128", "seconds searched at once with one PSD estimate"),
     Param("cluster", real(minimum=0.0, maximum=60.0, exclusive_minimum=True), "1",
           "keep the loudest trigger within +/- this many seconds"),
+)
+SEARCH: tuple[Param, ...] = (
+    Param("model", model_uri, DEFAULT_MODEL, "the registered detector"),
+    Param("input", _file("MLGWSC-1 strain file (HDF5)"), None, "the strain file to search"),
+    Param("output", output_file, None, "the trigger file to write (HDF5: time, stat, var)"),
+    *NETWORK_SEARCH,
 )
 EVALUATE: tuple[Param, ...] = (
     Param("injections", _file("MLGWSC-1 injection file (HDF5)"), None, "the injection file"),

@@ -31,8 +31,9 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from projects.common.config import RunConfig
-from projects.common.params import Param, ParamError, integer, parse_params, real, report_param_error
-from projects.cpc_snn_gw.search_cli import DEFAULT_MODEL, REPORTED_FARS, sensitivity_table
+from projects.common.entry import run_entry
+from projects.common.params import Param, ParamError, integer, real
+from projects.cpc_snn_gw.search_cli import DEFAULT_MODEL, NETWORK_SEARCH, REPORTED_FARS, sensitivity_table
 from projects.cpc_snn_gw.config import SPEC
 from projects.cpc_snn_gw.predict import model_uri
 
@@ -72,12 +73,7 @@ PARAMS: tuple[Param, ...] = (
     Param("duration", real(minimum=300.0, maximum=7 * 86400.0), str(_DEFAULTS.duration),
           "seconds of foreground (and of background) strain"),
     Param("seed", integer(minimum=0, maximum=2**31 - 1), str(_DEFAULTS.seed), "seed of the strain and injections"),
-    Param("stride", real(minimum=0.0, maximum=1.0, exclusive_minimum=True), str(_DEFAULTS.stride),
-          "seconds between window starts (whole samples at 2048 Hz)"),
-    Param("chunk", real(minimum=2.0, maximum=3600.0), str(_DEFAULTS.chunk), "seconds searched with one PSD estimate"),
-    Param("threshold", real(minimum=0.0, maximum=1.0), str(_DEFAULTS.threshold), "the network's trigger threshold"),
-    Param("cluster", real(minimum=0.0, maximum=60.0, exclusive_minimum=True), str(_DEFAULTS.cluster),
-          "keep the loudest trigger within +/- this many seconds"),
+    *NETWORK_SEARCH,  # threshold, stride, chunk, cluster (stride, chunk and cluster serve the filter too)
     Param("mf_bank", integer(minimum=1, maximum=40), str(_DEFAULTS.mf_bank), "matched filter: N x N mass grid"),
     Param("mf_template", real(minimum=0.25, maximum=8.0), str(_DEFAULTS.mf_template),
           "matched filter: seconds per template"),
@@ -87,27 +83,19 @@ PARAMS: tuple[Param, ...] = (
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    try:
-        values = parse_params(PARAMS, argv, prog=PROG, description=__doc__.splitlines()[0])
-        config = SearchEvalConfig.from_params(values)
-        for detector in ("network", "mf"):
-            config.search_config(detector)  # stride, chunk: checked before anything runs
-        _check_template(config)
-    except ParamError as error:
-        return report_param_error(error, PROG)
-    from projects.common.console import quiet_console
-
-    quiet_console()
-    try:
-        print(search_and_evaluate(config).text())
-    except ParamError as error:  # the model: missing from the registry, or refused by its loader
-        return report_param_error(error, PROG)
-    return 0
+    """A bad parameter, or a model missing from the registry or refused by its loader: one line,
+    exit code 2 (under `mlflow run`, its run tagged with why)."""
+    return run_entry(argv, prog=PROG, description=__doc__.splitlines()[0], params=PARAMS,
+                     make_config=SearchEvalConfig.from_params, check_inputs=_check_inputs,
+                     load_runner=lambda: search_and_evaluate)
 
 
-def _check_template(config: SearchEvalConfig) -> None:
+def _check_inputs(config: SearchEvalConfig) -> None:
+    """Stride, chunk and template length, checked before anything runs."""
     from jax_modules.gw_data.config import GWDataConfig
 
+    for detector in ("network", "mf"):
+        config.search_config(detector)
     try:
         _template_config(config)
     except ValueError as exc:
