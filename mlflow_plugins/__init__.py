@@ -1,8 +1,8 @@
 """fixlab's diagnostics plugin: watches training and records findings in MLflow.
 
 Plain PyTorch: `watch(model, optimizer)`. Lightning: `GradientHealthCallback`,
-`AmpNanCallback`, `NormalizationEffectCallback`. JAX: `mlflow_plugins.jax` (`monitored`,
-`watch_jax`, `probe_norms`). Every check is a `Rule` and returns `Finding`s; users add their own
+`AmpNanCallback`, `NormalizationEffectCallback`, `EvalModeCallback`. JAX: `mlflow_plugins.jax`
+(`monitored`, `watch_jax`, `probe_norms`). Every check is a `Rule` and returns `Finding`s; users add their own
 (`Rule.metric(...)`, or a `Rule` subclass over a summary) through `rules=`.
 
 Exports load lazily: MLflow imports this package (through the run-context entry point) on
@@ -21,10 +21,10 @@ _EXPORTS = {
     "overall_health": ".findings", "Thresholds": ".thresholds",
     "Rule": ".analysis", "RuleSet": ".analysis", "MetricValue": ".analysis",
     "GradSnapshot": ".analysis", "GradPresence": ".analysis", "NormProbe": ".analysis",
-    "NonfiniteEvent": ".analysis", "AmpStep": ".analysis",
+    "NonfiniteEvent": ".analysis", "AmpStep": ".analysis", "EvalCheck": ".analysis",
     "RunReport": ".run_record", "run_report": ".run_record",
     "AmpNanCallback": ".lightning", "GradientHealthCallback": ".lightning",
-    "NormalizationEffectCallback": ".lightning",
+    "NormalizationEffectCallback": ".lightning", "EvalModeCallback": ".lightning",
     "L2Normalize": ".pytorch", "Monitor": ".pytorch", "TrainingStopped": ".session",
     "watch": ".pytorch",
 }

@@ -116,6 +116,84 @@ CODES: Mapping[str, CodeInfo] = {
         "Nothing to do if this is the freeze you meant. If one of them should learn, set "
         "requires_grad=True on it (and check the optimizer was built after the model was final).",
     ),
+    "UPDATES_NOT_APPLIED": CodeInfo(
+        Severity.WARNING,
+        "parameters that get a non-vanishing gradient do not change across optimizer steps: a "
+        "learning rate of 0 (or a schedule that drove it there), a parameter left out of the "
+        "optimizer's param groups, an optimizer built for an earlier copy of the model, a step "
+        "that no longer applies its update",
+        "gradient norm {grad_norm:.3g} but no change (relative update at most {ratio_max:.2g}) on the "
+        "measured optimizer steps {step} to {last_step}: {cause}",
+        "Check the learning rate each param group has (optimizer.param_groups[i]['lr'] and the "
+        "scheduler), that every trained parameter is in a param group, and that the optimizer was "
+        "built after the model was final (created, moved, wrapped). A freeze is clearer, and "
+        "cheaper, with requires_grad=False (JAX: stop_gradient) than with a learning rate of 0.",
+    ),
+    "GRAD_NOT_RESET": CodeInfo(
+        Severity.CRITICAL,
+        "gradients are not cleared between optimizer steps, so every step applies the sum of all "
+        "earlier gradients (optimizer.zero_grad() forgotten, or called on another optimizer)",
+        "{n_stale} of {n_params} gradients still held the previous step's values when the next "
+        "backward added to them, after step {step}: {params}",
+        "Call optimizer.zero_grad() (or model.zero_grad()) once per optimizer step, on the optimizer "
+        "that holds these parameters. Accumulating over micro-batches is fine: clear after each "
+        "step. Clipping or a lower learning rate would only hide this.",
+    ),
+    "EVAL_IN_TRAIN_MODE": CodeInfo(
+        Severity.WARNING,
+        "during evaluation, modules whose behaviour depends on the mode (dropout, batch norm) were "
+        "still in training mode",
+        "{n_modules} module(s) in training mode while evaluating, from step {step}: {modules}",
+        "Call model.eval() before evaluating and model.train() after (Lightning does both unless "
+        "a hook or a submodule's train() overrides them); a module kept in a plain Python list "
+        "or dict is not a submodule: use nn.ModuleList / nn.ModuleDict.",
+    ),
+    "EVAL_NOT_DETERMINISTIC": CodeInfo(
+        Severity.WARNING,
+        "the model's evaluation outputs for the same batch differ between two passes: dropout or "
+        "another random operation is still active in evaluation",
+        "two evaluation passes over one batch differ by up to {max_abs_diff:.3g} (relative "
+        "{rel_diff:.2g}) at step {step}",
+        "Look for a functional dropout without training=self.training (F.dropout(x, p) is always "
+        "on), a dropout module outside the module tree, or sampling that evaluation should not "
+        "do; if the model samples on purpose in evaluation, ignore this.",
+    ),
+    "EVAL_UPDATES_STATISTICS": CodeInfo(
+        Severity.WARNING,
+        "evaluation changed running statistics (batch-norm running mean/variance): the model "
+        "learns from the evaluation data and its evaluation depends on batch composition",
+        "{n_buffers} running statistic(s) changed during evaluation at step {step}: {buffers}",
+        "Evaluate in eval mode (model.eval()); a batch norm that must stay in training mode can "
+        "be built with track_running_stats=False.",
+    ),
+    "EVAL_BEFORE_INIT": CodeInfo(
+        Severity.WARNING,
+        "the model was evaluated before its first training forward, while a layer that "
+        "initialises lazily in training mode (spectral normalization's power iteration) was not "
+        "initialised yet: the evaluation measures an uninitialised model",
+        "evaluated at step {step} before any training forward; not initialised yet: {modules}",
+        "Run one training-mode forward before evaluating (Lightning's sanity check evaluates "
+        "first: num_sanity_val_steps=0 skips it), or ignore the first evaluation.",
+    ),
+    "AUTOCAST_NOT_APPLIED": CodeInfo(
+        Severity.INFO,
+        "inside an autocast region, matrix-multiplying modules ran in a wider dtype than the "
+        "region asked for: the mixed-precision speed-up is absent there",
+        "{n_modules} of {n_checked} matrix-multiplying modules ran in {dtype} while autocast asked "
+        "for {requested} (step {step}): {modules}",
+        "Check that autocast's device_type matches where the model runs, that these modules are "
+        "not under autocast(enabled=False) or in float64, and that the operation has a "
+        "lower-precision kernel on this device; if float32 is meant there, ignore this.",
+    ),
+    "REPLICAS_DIVERGED": CodeInfo(
+        Severity.CRITICAL,
+        "data-parallel replicas hold different parameters: the processes train different models",
+        "{n_differ} parameter(s) differ across the {world_size} ranks at step {step} (largest "
+        "relative difference {max_rel_diff:.3g}): {params}",
+        "Make every rank take the same update: run the forward through the DDP wrapper (not "
+        "model.module), do not wrap or move the model after building the optimizer, apply "
+        "clipping and loss scaling on every rank, and do not skip steps on one rank only.",
+    ),
     "DIAGNOSTICS_FAILED": CodeInfo(
         Severity.WARNING,
         "a fixlab check failed and was skipped, so this run's health is not fully known",

@@ -27,6 +27,11 @@ class Thresholds:
         magnitude_cv_ratio: magnitude CV out / in below this (while CV in > magnitude_cv_min)
             is NORM_ERASES_MAGNITUDE.
         magnitude_cv_min: the input CV above which magnitudes are considered informative.
+        update_stall_steps: optimizer steps a parameter with a non-vanishing gradient must stay
+            unchanged (on every measured step) before UPDATES_NOT_APPLIED.
+        update_ratio_min: a relative update ||Δw|| / ||w|| at or below this is "unchanged": a
+            float32 weight cannot record a change below ~6e-8 of itself, and a learning rate
+            decayed to 0 inside `jit` may keep a rounding residue of ~1e-9.
 
     Raises:
         ValueError: a value outside its allowed range, naming the argument.
@@ -44,12 +49,14 @@ class Thresholds:
     norm_grad_ratio: float = 0.1
     magnitude_cv_ratio: float = 0.1
     magnitude_cv_min: float = 0.2
+    update_stall_steps: int = 20
+    update_ratio_min: float = 1e-8
 
     def __post_init__(self) -> None:
-        for name in ("never_updated_steps", "norm_band_window", "amp_window"):
+        for name in ("never_updated_steps", "norm_band_window", "amp_window", "update_stall_steps"):
             _check_int(name, getattr(self, name), minimum=1)
         for name in ("vanishing", "exploding", "norm_band_low", "norm_band_high", "amp_min_scale",
-                     "norm_grad_ratio", "magnitude_cv_ratio", "magnitude_cv_min"):
+                     "norm_grad_ratio", "magnitude_cv_ratio", "magnitude_cv_min", "update_ratio_min"):
             _check_positive(name, getattr(self, name))
         _check_positive("amp_skip_fraction", self.amp_skip_fraction)
         if not self.amp_skip_fraction < 1.0:

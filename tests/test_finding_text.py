@@ -38,6 +38,16 @@ def test_every_builtin_template_formats_with_the_evidence_its_rule_gives():
         "NORM_GRAD_ATTENUATION": {"grad_ratio": 0.01, "threshold": 0.1},
         "NORM_ERASES_MAGNITUDE": {"magnitude_cv_in": 0.5, "magnitude_cv_out": 0.01, "threshold": 0.1},
         "PARAMS_FROZEN": {"n_frozen": 2, "n_params": 4, "frozen": "0.weight, 0.bias"},
+        "UPDATES_NOT_APPLIED": {"grad_norm": 0.5, "ratio_max": 0.0, "last_step": 20,
+                                "cause": "learning rate 0 in its param group", "lr": 0.0},
+        "GRAD_NOT_RESET": {"n_stale": 4, "n_params": 4, "params": "0.weight, 0.bias"},
+        "EVAL_IN_TRAIN_MODE": {"n_modules": 1, "modules": "drop"},
+        "EVAL_NOT_DETERMINISTIC": {"max_abs_diff": 0.3, "rel_diff": 0.1},
+        "EVAL_UPDATES_STATISTICS": {"n_buffers": 2, "buffers": "bn.running_mean, bn.running_var"},
+        "EVAL_BEFORE_INIT": {"modules": "disc.0"},
+        "AUTOCAST_NOT_APPLIED": {"n_modules": 1, "n_checked": 3, "dtype": "float32",
+                                 "requested": "bfloat16", "modules": "lstm"},
+        "REPLICAS_DIVERGED": {"n_differ": 2, "world_size": 2, "max_rel_diff": 0.01, "params": "fc.weight"},
         "DIAGNOSTICS_FAILED": {"error": "KeyError: x"},
     }
     assert set(evidence) == set(CODES)

@@ -20,11 +20,15 @@ from ..run_record import RunReport
 from ..session import Session, StepReport, TrainingStopped
 from ..thresholds import Thresholds, check_log_every, check_policy
 from .locate import locate_nonfinite
-from .readout import ParamTable, find_state, grad_snapshot, norm_probes, probe_cvs
+from .readout import ParamTable, find_state, grad_snapshot, norm_probes, probe_cvs, update_snapshot
 from .transform import INF, NAN, ZERO, MonitoredState
 
 Locate = Callable[[], tuple[Any, Any]]
 _MAX_RERUNS = 2  # eager re-runs to locate a non-finite value, before counting without looking
+
+
+# The measured update's fields of `MonitoredState`, read with the statistics once per log interval.
+_UPDATE_FIELDS = ("measured_at", "update_l2", "weight_l2", "update_grad_l2", "still_since")
 
 
 @dataclass
@@ -107,6 +111,7 @@ class JaxMonitor:
         self._reruns = 0
         self._checked = False
         self._warned_unsampled = False
+        self._measured_at = -1  # the last measured update already judged
 
     @property
     def findings(self) -> list[Finding]:
@@ -222,7 +227,8 @@ class JaxMonitor:
         """Every statistic of this step, from one host copy of the statistics and probes."""
         host = jax.device_get({"l2": state.l2, "status": state.status, "count": state.count,
                                "mean_abs": state.mean_abs, "sampled_at": state.sampled_at,
-                               "taps": state.taps, "cvs": probe_cvs(intermediates)})
+                               "taps": state.taps, "cvs": probe_cvs(intermediates),
+                               **{f: getattr(state, f) for f in _UPDATE_FIELDS}})
         sampled = int(host["sampled_at"]) == int(host["count"]) - 1
         if log_step and not sampled:
             self._warn_unsampled(step)
@@ -232,6 +238,9 @@ class JaxMonitor:
                             grad_metrics(snap, per_parameter=log_step))
         probes = norm_probes(step, self.table, host["taps"], host["cvs"]) if sampled else []
         report.summaries += probes
+        if int(host["measured_at"]) not in (-1, self._measured_at):
+            self._measured_at = int(host["measured_at"])
+            report.summaries.append(update_snapshot(step, self.table, host))
         if log_step:
             report.metrics.update(probe_metrics(probes))
         return report

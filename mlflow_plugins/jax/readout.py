@@ -13,7 +13,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from ..analysis import GradSnapshot, NormProbe
+from ..analysis import GradSnapshot, NormProbe, UpdateSnapshot
 from .norm_probes import CV_NAME
 from .paths import TAP_IN, TAP_OUT, is_tap, key_name, leaf_names, module_of
 from .transform import MonitoredState
@@ -100,6 +100,19 @@ def grad_snapshot(step: int, table: ParamTable, l2: np.ndarray, mean_abs: np.nda
     l2 = np.asarray(l2, np.float64)
     mean = np.full_like(l2, np.nan) if mean_abs is None else np.asarray(mean_abs, np.float64)
     return GradSnapshot(step, table.names, l2, mean, np.zeros(l2.shape, bool), table.numel)
+
+
+def update_snapshot(step: int, table: ParamTable, host: Mapping[str, np.ndarray]) -> UpdateSnapshot:
+    """The `UpdateSnapshot` of the last measured update (`host`: `MonitoredState`'s update fields,
+    `count` included), at the step it was measured (`step` is the current update's)."""
+    back = int(host["count"]) - 1 - int(host["measured_at"])
+    since = np.asarray(host["still_since"], np.int64)
+    n = len(table.names)
+    return UpdateSnapshot(step - back, table.names, np.asarray(host["update_l2"], np.float64),
+                          np.asarray(host["weight_l2"], np.float64),
+                          np.asarray(host["update_grad_l2"], np.float64), table.numel,
+                          np.ones(n, bool), np.full(n, np.nan),
+                          still_since=np.where(since >= 0, since - int(host["measured_at"]) + step - back, -1))
 
 
 def norm_probes(step: int, table: ParamTable, taps: np.ndarray,

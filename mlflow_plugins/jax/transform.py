@@ -23,6 +23,9 @@ from .paths import is_tap, leaf_names
 OK, ZERO, NAN, INF = 0, 1, 2, 3
 # Squares below _TINY**2 = 2**-126 (float32's smallest normal) lose precision or flush to 0.
 _TINY = 2.0 ** -63
+# An update of at most this fraction of its parameter is "still" (Thresholds.update_ratio_min's
+# default; the host judges the measured numbers again with its own threshold).
+STILL_RATIO = 1e-8
 
 
 class MonitoredState(NamedTuple):
@@ -41,6 +44,12 @@ class MonitoredState(NamedTuple):
             included, measures `mean_abs` and runs the normalization probes; -1 before.
         taps: the gradient norms the normalization probes' taps received (float32).
         log_every / skip_step: the configuration, as constants the host checks against its own.
+        measured_at: the last update whose size was measured (0-based; -1 before): sampled
+            updates, and those that follow one that left a parameter still (see `_measure`).
+        update_l2 / weight_l2 / update_grad_l2: per-parameter ||update||, ||param|| (NaN when
+            `update` is not given `params`) and ||grad|| of that update (float32).
+        still_since: per parameter, the first measured update of its current run of still ones
+            (a gradient but an update of at most `STILL_RATIO` of the parameter); -1: moving.
     """
 
     inner_state: Any
@@ -52,6 +61,11 @@ class MonitoredState(NamedTuple):
     taps: jax.Array
     log_every: jax.Array
     skip_step: jax.Array
+    measured_at: jax.Array
+    update_l2: jax.Array
+    weight_l2: jax.Array
+    update_grad_l2: jax.Array
+    still_since: jax.Array
 
 
 def monitored(inner: optax.GradientTransformation, *, log_every: int = 50,
@@ -98,7 +112,9 @@ def monitored(inner: optax.GradientTransformation, *, log_every: int = 50,
             l2=jnp.zeros((n,), jnp.float32), status=jnp.zeros((n,), jnp.int8),
             mean_abs=jnp.full((n,), jnp.nan, jnp.float32), sampled_at=jnp.full((), -1, jnp.int32),
             taps=jnp.zeros((len(taps),), jnp.float32), log_every=jnp.asarray(log_every, jnp.int32),
-            skip_step=jnp.asarray(skip_step))
+            skip_step=jnp.asarray(skip_step), measured_at=jnp.full((), -1, jnp.int32),
+            update_l2=jnp.full((n,), jnp.nan, jnp.float32), weight_l2=jnp.full((n,), jnp.nan, jnp.float32),
+            update_grad_l2=jnp.zeros((n,), jnp.float32), still_since=jnp.full((n,), -1, jnp.int32))
 
     def update(updates: Any, state: MonitoredState, params: Any = None,
                **extra_args: Any) -> tuple[Any, MonitoredState]:
@@ -123,15 +139,46 @@ def monitored(inner: optax.GradientTransformation, *, log_every: int = 50,
 
         new_updates, inner_state = (lax.cond(finite, apply, reject, None) if skip_step
                                     else apply(None))
+        measured = _measure(state, new_updates, inner_params, l2, log_every)
         count = optax.safe_increment(state.count)
         new_updates = _with_taps(new_updates, grads=updates, params=params, taps=taps,
                                  armed=count % log_every == 0)
         return new_updates, MonitoredState(
             inner_state=inner_state, count=count, l2=l2, status=status, mean_abs=mean_abs,
             sampled_at=sampled_at, taps=tap_values, log_every=state.log_every,
-            skip_step=state.skip_step)
+            skip_step=state.skip_step, **measured)
 
     return optax.GradientTransformationExtraArgs(init, update)
+
+
+def _measure(state: MonitoredState, updates: Any, params: Any, grad_l2: jax.Array,
+             log_every: int) -> dict[str, jax.Array]:
+    """The update's size on sampled updates, and on those that follow a still one (for at most
+    `log_every` updates), as `MonitoredState` fields: one fused reduction of the updates and of
+    the parameters under one `lax.cond`, nothing on other updates.
+
+    Following a still parameter tells accumulation (`optax.MultiSteps` returns zero updates
+    between its steps, then moves) from an update that is never applied.
+    """
+    still_from = jnp.min(jnp.where(state.still_since >= 0, state.still_since, state.count))
+    measure = (state.count % log_every == 0) | (state.count - still_from < log_every)
+    upd = jax.tree.leaves(updates)
+    weights = jax.tree.leaves(params) if params is not None else None
+
+    def now() -> tuple[jax.Array, ...]:
+        u = jnp.stack([jnp.sqrt(_sum_squares(_parts(x))) for x in upd]).astype(jnp.float32)
+        w = (jnp.stack([jnp.sqrt(_sum_squares(_parts(x))) for x in weights]).astype(jnp.float32)
+             if weights is not None else jnp.full(u.shape, jnp.nan, jnp.float32))
+        still = (grad_l2 > 0) & (u <= STILL_RATIO * jnp.where(w > 0, w, 1.0))
+        since = jnp.where(still, jnp.where(state.still_since < 0, state.count, state.still_since), -1)
+        return state.count, u, w, grad_l2, since.astype(jnp.int32)
+
+    def before() -> tuple[jax.Array, ...]:
+        return (state.measured_at, state.update_l2, state.weight_l2, state.update_grad_l2,
+                state.still_since)
+
+    names = ("measured_at", "update_l2", "weight_l2", "update_grad_l2", "still_since")
+    return dict(zip(names, lax.cond(measure, now, before)))
 
 
 def _split_indices(tree: Any) -> tuple[list[int], list[int]]:

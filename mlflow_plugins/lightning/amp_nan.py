@@ -1,4 +1,4 @@
-"""AmpNanCallback: NONFINITE (loss, gradient, activation) and AMP_STEPS_SKIPPED."""
+"""AmpNanCallback: NONFINITE (loss, gradient, activation), AMP_STEPS_SKIPPED, AUTOCAST_NOT_APPLIED."""
 
 from __future__ import annotations
 
@@ -8,8 +8,9 @@ from typing import Any, Iterable
 import lightning.pytorch as pl
 import torch
 
-from ..analysis import AmpSkips, Nonfinite, Rule
+from ..analysis import AmpSkips, AutocastApplied, Nonfinite, Rule
 from ..pytorch.amp_watch import AmpWatch
+from ..pytorch.autocast_watch import AutocastWatch
 from ..pytorch.grad_stats import GradStats
 from ..pytorch.nonfinite_watch import NonfiniteWatch
 from ..pytorch.params import named_optimizer_params
@@ -24,6 +25,8 @@ class AmpNanCallback(FixlabCallback):
     `training_step` is re-run once with forward hooks (gradients off, RNG and buffers restored)
     to name the first module whose output went non-finite, its dtype and whether autocast was
     on. With a GradScaler (precision "16-mixed"), a falling loss scale counts skipped steps.
+    Every `log_every` steps, the forward's matrix-multiplying modules are hooked once to see
+    whether autocast reached them (AUTOCAST_NOT_APPLIED, information).
 
     Args:
         amp_skip_fraction: fraction of skipped steps in a window that is AMP_STEPS_SKIPPED.
@@ -43,9 +46,10 @@ class AmpNanCallback(FixlabCallback):
                  rules: Iterable[Rule] = ()) -> None:
         thresholds = dict(amp_skip_fraction=amp_skip_fraction, amp_window=amp_window,
                           amp_min_scale=amp_min_scale)
-        super().__init__(builtin=lambda t: [Nonfinite(), AmpSkips(t)], thresholds=thresholds,
-                         rules=rules, log_every=log_every, policy=policy)
+        super().__init__(builtin=lambda t: [Nonfinite(), AmpSkips(t), AutocastApplied()],
+                         thresholds=thresholds, rules=rules, log_every=log_every, policy=policy)
         self._nonfinite: NonfiniteWatch | None = None
+        self._autocast: AutocastWatch | None = None
         self._amp: AmpWatch | None = None
         self._batch: tuple[Any, int] | None = None
         self._stats: dict[int, GradStats] = {}
@@ -53,6 +57,7 @@ class AmpNanCallback(FixlabCallback):
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         """Finds the precision plugin's GradScaler, if any."""
         self._nonfinite = NonfiniteWatch(pl_module)
+        self._autocast = AutocastWatch(pl_module)
         scaler = getattr(trainer.precision_plugin, "scaler", None)
         self._amp = AmpWatch(scaler) if scaler is not None else None
 
@@ -60,6 +65,8 @@ class AmpNanCallback(FixlabCallback):
                              batch: Any, batch_idx: int) -> None:
         """Remembers the batch, and reads the loss scale the previous step left."""
         self._batch = (batch, batch_idx)
+        if self._autocast is not None and trainer.global_step % self.log_every == 0:
+            self._guard(lambda: self._autocast.arm(trainer.global_step, pl_module.device.type))
         if self._amp is not None and trainer.global_step > 0:
             report = self._guard(lambda: self._amp.observe(trainer.global_step - 1), StepReport())
             self.record(trainer, report, trainer.global_step - 1)
@@ -75,6 +82,11 @@ class AmpNanCallback(FixlabCallback):
         if not bool(self._guard(lambda: stats.total_norm_ok(stats.norms(), float("inf")), True)):
             stats.drop_grads()
 
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if self._autocast is not None:
+            self._autocast.disarm()
+        super().teardown(trainer, pl_module, stage)
+
     def on_before_backward(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            loss: torch.Tensor) -> None:
         """Checks the loss before backward and step, so a re-run sees the parameters that failed."""
@@ -82,6 +94,8 @@ class AmpNanCallback(FixlabCallback):
             return
         batch, batch_idx = self._batch
         step = trainer.global_step
+        if self._autocast is not None and self._autocast.armed:
+            self.record(trainer, self._guard(self._autocast.collect, StepReport()), step)
 
         def rerun() -> Any:
             with _silenced_logging(pl_module), trainer.precision_plugin.forward_context():

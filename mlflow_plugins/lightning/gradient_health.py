@@ -1,20 +1,42 @@
-"""GradientHealthCallback: GRAD_NEVER_UPDATED, GRAD_VANISHING, GRAD_EXPLODING, GRAD_NORM_OUT_OF_RANGE."""
+"""GradientHealthCallback: GRAD_NEVER_UPDATED, GRAD_VANISHING, GRAD_EXPLODING, GRAD_NORM_OUT_OF_RANGE,
+UPDATES_NOT_APPLIED, GRAD_NOT_RESET."""
 
 from __future__ import annotations
 
-from typing import Iterable
+from dataclasses import dataclass
+from typing import Any, Iterable
 
 import lightning.pytorch as pl
 import torch
 
-from ..analysis import GradientHealth, Nonfinite, Rule
+from ..analysis import GradientHealth, GradientsReset, Nonfinite, ReplicaSync, Rule, UpdatesApplied
+from ..pytorch.census import CENSUS_TITLE, CensusWatch
 from ..pytorch.gradient_watch import GradientWatch
 from ..pytorch.params import named_optimizer_params
+from ..pytorch.replica_watch import ReplicaWatch
+from ..pytorch.reset_watch import ResetWatch
+from ..pytorch.update_watch import UpdateWatch
+from ..session import StepReport
 from .base import FixlabCallback
 
 
+@dataclass
+class _OptimizerWatches:
+    """What watches one optimizer: its gradients before each step, its updates across sampled
+    steps, whether its gradients are cleared after them; and the step-post hook that closes a step."""
+
+    grads: GradientWatch
+    updates: UpdateWatch
+    resets: ResetWatch
+    hook: Any
+    step: int = 0
+
+
 class GradientHealthCallback(FixlabCallback):
-    """Gradient health of every parameter an optimizer holds, checked before each step.
+    """Gradient health of every parameter an optimizer holds, checked before each step; whether
+    sampled steps change the parameters they have gradients for (UPDATES_NOT_APPLIED) and whether
+    the gradients are cleared after them (GRAD_NOT_RESET: manual optimization); under DDP, whether
+    the replicas stay equal after the optimizer step of log steps (REPLICAS_DIVERGED).
 
     Args:
         never_updated_steps: K, steps without any gradient before GRAD_NEVER_UPDATED.
@@ -22,6 +44,8 @@ class GradientHealthCallback(FixlabCallback):
         exploding: total or layer gradient norm above this is GRAD_EXPLODING.
         norm_band_low / norm_band_high / norm_band_window: the healthy band of the total norm
             and for how many observed steps it must be left (GRAD_NORM_OUT_OF_RANGE).
+        update_stall_steps / update_ratio_min: steps a parameter with a gradient must stay
+            unchanged (relative update at most `update_ratio_min`) for UPDATES_NOT_APPLIED.
         log_every: steps between full statistics (one fused reduction) and metric flushes.
         policy: "warn", "skip_step" (drop non-finite or exploding gradients of that step) or
             "stop" (end fit after the step, without applying it).
@@ -37,36 +61,87 @@ class GradientHealthCallback(FixlabCallback):
 
     def __init__(self, *, never_updated_steps: int = 3, vanishing: float = 1e-7,
                  exploding: float = 100.0, norm_band_low: float = 0.1, norm_band_high: float = 10.0,
-                 norm_band_window: int = 10, log_every: int = 50, policy: str = "warn",
+                 norm_band_window: int = 10, update_stall_steps: int = 20,
+                 update_ratio_min: float = 1e-8, log_every: int = 50, policy: str = "warn",
                  every_step: bool = False, rules: Iterable[Rule] = ()) -> None:
         thresholds = dict(never_updated_steps=never_updated_steps, vanishing=vanishing,
                           exploding=exploding, norm_band_low=norm_band_low,
-                          norm_band_high=norm_band_high, norm_band_window=norm_band_window)
-        super().__init__(builtin=lambda t: [GradientHealth(t), Nonfinite()], thresholds=thresholds,
-                         rules=rules, log_every=log_every, policy=policy, every_step=every_step)
-        self._watches: dict[int, GradientWatch] = {}
+                          norm_band_high=norm_band_high, norm_band_window=norm_band_window,
+                          update_stall_steps=update_stall_steps, update_ratio_min=update_ratio_min)
+        super().__init__(builtin=lambda t: [GradientHealth(t), UpdatesApplied(t), GradientsReset(),
+                                            Nonfinite(), ReplicaSync()],
+                         thresholds=thresholds, rules=rules, log_every=log_every, policy=policy,
+                         every_step=every_step)
+        self._watches: dict[int, _OptimizerWatches] = {}
+        self._replicas: tuple[ReplicaWatch | None, int] = (None, -1)  # the watch, the step it checked
+        self._census: CensusWatch | None = None
+
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Prepares the data-parallel replica check (a collective: every rank runs this hook)."""
+        self._replicas = (self._guard(lambda: ReplicaWatch(list(pl_module.named_parameters()),
+                                                           model=trainer.strategy.model)), -1)
+        held = [p for opt in trainer.optimizers for group in opt.param_groups for p in group["params"]]
+        self._census = self._guard(lambda: CensusWatch(pl_module, held))
+
+    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                           outputs: Any, batch: Any, batch_idx: int) -> None:
+        """Compares the replicas after the optimizer step of a log step, on every rank (global_step
+        is equal across ranks); with gradient accumulation, once per optimizer step."""
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        (replicas, checked), step = self._replicas, trainer.global_step - 1
+        if replicas is not None and step >= 0 and step % self.log_every == 0 and step != checked:
+            self._replicas = (replicas, step)
+            self.record(trainer, self._guard(lambda: replicas.check(step), StepReport()), step)
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                                  optimizer: torch.optim.Optimizer) -> None:
-        """Checks the gradients the optimizer is about to apply."""
-        watch = self._watch(trainer, pl_module, optimizer)
-        step = trainer.global_step
+        """Checks the gradients the optimizer is about to apply; copies the weights on sampled steps."""
+        watches = self._watch(trainer, pl_module, optimizer)
+        watch, step = watches.grads, trainer.global_step
+        watches.step = step
+        reset = self._guard(lambda: watches.resets.collect(step), StepReport())
         report = self._guard(lambda: watch.before_step(step))
         if report is None:
             return
-        stop = self.record(trainer, report, step)
+        stop = self.record(trainer, [reset, report], step)
         if report.bad and (self.policy == "skip_step" or stop):
             watch.drop_grads()
+        self._guard(lambda: watches.updates.before_step(step, watch.sampled(step)))
+
+    def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
+        if stage == "fit":
+            for watches in self._watches.values():
+                watches.hook.remove()
+                watches.resets.disarm()
+            self._watches = {}
+            census, self._census = self._census, None
+            if census is not None and self._session is not None:
+                self._guard(lambda: self._session.report.add_section(CENSUS_TITLE, census.finish().html()))
+        super().teardown(trainer, pl_module, stage)
+
+    def _after_step(self, watches: _OptimizerWatches) -> None:
+        """The optimizer's step-post hook: the sampled step's update, then the reset check armed."""
+        if self._trainer is None:
+            return
+        step = watches.step
+        report = self._guard(lambda: watches.updates.after_step(step), StepReport())
+        if report.summaries:
+            self.record(self._trainer, report, step)
+        if watches.grads.sampled(step):
+            self._guard(lambda: watches.resets.arm(step))
 
     def _watch(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-               optimizer: torch.optim.Optimizer) -> GradientWatch:
+               optimizer: torch.optim.Optimizer) -> _OptimizerWatches:
         if id(optimizer) not in self._watches:
             index = next((i for i, o in enumerate(trainer.optimizers) if o is optimizer), len(self._watches))
-            watch = GradientWatch(
-                named_optimizer_params(pl_module, optimizer), self.t, log_every=self.log_every,
-                every_step=self.every_step, verdict_every_step=self.policy != "warn",
-                group=str(index) if index else "")
+            group = str(index) if index else ""
+            named = named_optimizer_params(pl_module, optimizer)
+            watch = GradientWatch(named, self.t, log_every=self.log_every, every_step=self.every_step,
+                                  verdict_every_step=self.policy != "warn", group=group)
             if self._session is not None:
                 self._session.report.use_grad_flow(watch.flow)
-            self._watches[id(optimizer)] = watch
+            watches = _OptimizerWatches(watch, UpdateWatch(pl_module, optimizer, named, self.t, group=group),
+                                        ResetWatch(named, group), hook=None)
+            watches.hook = optimizer.register_step_post_hook(lambda *_: self._after_step(watches))
+            self._watches[id(optimizer)] = watches
         return self._watches[id(optimizer)]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import weakref
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import torch
 
@@ -16,11 +17,18 @@ from ..run_record import RunReport
 from ..session import Session, StepReport, TrainingStopped
 from ..thresholds import Thresholds, check_log_every, check_policy
 from .amp_watch import AmpWatch
+from .autocast_watch import AutocastWatch
+from .census import CENSUS_TITLE, CensusWatch
+from .eval_watch import EvalWatch
 from .gradient_watch import GradientWatch
 from .locate import AutocastState
 from .nonfinite_watch import NonfiniteWatch
 from .norm_watch import NormWatch
 from .params import named_optimizer_params
+from .replica_watch import ReplicaWatch
+from .reset_watch import ResetWatch
+from .step_watch import StepWatch
+from .update_watch import UpdateWatch
 
 # Monitors not closed yet: a model carries one monitor's hooks at a time.
 _OPEN: "weakref.WeakSet[Monitor]" = weakref.WeakSet()
@@ -32,7 +40,9 @@ class Monitor:
     Hooks: a forward pre-hook and hook on `model` (a training forward opens a step, its output
     gets the one-reduction non-finite check), and a pre-hook on `optimizer.step` (gradient health,
     normalization probes, the policy). Nothing else runs per step; see `GradientWatch` for what
-    sampled steps add.
+    sampled steps add. Under torch.distributed (DDP), create it on every rank after
+    `init_process_group`: log steps compare the replicas (`ReplicaWatch`, one all-reduce), and
+    only rank zero records in MLflow; every rank keeps its `findings`.
 
     Args:
         model: the module being trained.
@@ -55,6 +65,10 @@ class Monitor:
         ValueError: an invalid argument, naming it and what is allowed: among them a `run_id`
             the tracking store does not hold, a `model` another open monitor watches (close
             that one first), or a JAX/Flax object (use `mlflow_plugins.jax.watch_jax`).
+
+    Evaluation: wrap each evaluation pass in `with monitor.evaluation():` and it is checked
+    once for eval/train mix-ups (see `evaluation`); forwards inside it are never taken for
+    training steps.
 
     An exception that leaves the `with` block is recorded as the run's outcome (`fixlab.outcome`
     = `failed: ...` or `killed: ...`), and the run's health is then not `ok`.
@@ -84,10 +98,16 @@ class Monitor:
         log_every = check_log_every(log_every)
         recorder = resolve_recorder(run_id, tracking_uri)  # a named run must exist: before any hook
         self.model = model
-        self.grads = GradientWatch(named_optimizer_params(model, optimizer), self.t,
-                                   log_every=log_every, every_step=bool(every_step),
+        named = named_optimizer_params(model, optimizer)
+        self.grads = GradientWatch(named, self.t, log_every=log_every, every_step=bool(every_step),
                                    verdict_every_step=self.policy != "warn")
+        self.updates = UpdateWatch(model, optimizer, named, self.t)
+        self.resets = ResetWatch(named)
+        self.steps = StepWatch(named, self.t)
+        self.autocast = AutocastWatch(model)
+        self.census = CensusWatch(model, [p for _, p in named])
         self.nonfinite = NonfiniteWatch(model)
+        self.replicas = ReplicaWatch(named, model=model)  # collective under DDP: on every rank
         self.amp = AmpWatch(scaler) if scaler is not None else None
         self.norms = NormWatch(model, log_every=log_every, every_step=bool(every_step),
                                norm_modules=tuple(norm_modules))
@@ -101,6 +121,7 @@ class Monitor:
         self._output: Any = None
         self._autocast: AutocastState | None = None
         self._device_type = next((p.device.type for p in model.parameters()), "cpu")
+        self.evals = EvalWatch(model, guard=lambda fn, default=None: self._guard(fn, default))
         self._handles = [
             model.register_forward_pre_hook(self._on_forward_pre, with_kwargs=True),
             model.register_forward_hook(self._on_forward, with_kwargs=True),
@@ -129,6 +150,36 @@ class Monitor:
         self._stop_if(self.session.log_metrics(metrics, step=self.step if step is None else int(step),
                                                epoch=epoch))
 
+    @contextlib.contextmanager
+    def evaluation(self) -> Iterator[None]:
+        """Marks an evaluation (a validation or test pass) of the model, checked once for
+        eval/train mix-ups: mode-dependent modules (dropout, batch norm, spectral norm) still in
+        training mode (EVAL_IN_TRAIN_MODE), outputs of the first batch that differ between two
+        repeated passes (EVAL_NOT_DETERMINISTIC), running statistics the evaluation changed
+        (EVAL_UPDATES_STATISTICS), spectral normalization evaluated before its first training
+        forward (EVAL_BEFORE_INIT). Only the first forward inside the block is checked (two
+        extra passes without gradients, RNG and buffers restored); running statistics are
+        compared once when the block ends. Forwards inside it never count as training steps.
+        Nested blocks belong to the outermost.
+
+        Raises:
+            TrainingStopped: policy "stop" met a critical finding (a rule of the user's).
+
+        Example:
+            >>> model.eval()
+            >>> with monitor.evaluation(), torch.no_grad():
+            ...     accuracy = sum((model(x).argmax(1) == y).sum() for x, y in val_loader)
+            >>> model.train()
+        """
+        if self.evals.active or self.session.closed:
+            yield
+            return
+        self._guard(lambda: self.evals.begin(self.step))
+        try:
+            yield
+        finally:
+            self._record([self._guard(lambda: self.evals.end(self.step), StepReport())])
+
     def state_dict(self) -> dict[str, Any]:
         """The step count, the rules' states and the findings, as plain values (checkpoint it
         beside the model to resume diagnostics where they were)."""
@@ -147,7 +198,12 @@ class Monitor:
         for h in self._handles:
             h.remove()
         self.norms.disarm()
+        self.resets.disarm()
+        self.autocast.disarm()
+        self.steps.remove()
+        self.evals.close()
         self._guard(lambda: self._settle_forward())
+        self._guard(lambda: self.session.report.add_section(CENSUS_TITLE, self.census.finish().html()))
         self.session.close()
 
     def __enter__(self) -> "Monitor":
@@ -161,23 +217,29 @@ class Monitor:
     # hooks ---------------------------------------------------------------------------------
 
     def _training(self, module: torch.nn.Module) -> bool:
-        return module.training and torch.is_grad_enabled()
+        return module.training and torch.is_grad_enabled() and not self.evals.active
 
     def _on_forward_pre(self, module: torch.nn.Module, args: tuple, kwargs: dict) -> None:
         """Opens a training step: settles what the previous forward left (a skipped step)."""
         if not self._training(module):
             return
         self._guard(self._settle_forward)
+        if self.steps.since:
+            self._record([self._guard(lambda: self.steps.check(self.step), StepReport())])
         self._inputs, self._autocast = (args, kwargs), AutocastState.current(self._device_type)
         self.norms.arm(self.step)
+        if self.grads.log_step(self.step):
+            self._guard(lambda: self.autocast.arm(self.step, self._device_type))
 
     def _on_forward(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
         if self._training(module):
             self._output = output
             self._guard(lambda: self.nonfinite.observe_output(output))
+            if self.autocast.armed:
+                self._record([self._guard(self.autocast.collect, StepReport())])
 
     def _on_step_pre(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
-        reports = [self._settle_output()]
+        reports = [self._settle_output(), self._guard(lambda: self.resets.collect(self.step), StepReport())]
         grads = self._guard(lambda: self.grads.before_step(self.step), StepReport())
         reports += [grads, self._guard(lambda: self.norms.collect(self.step), StepReport())]
         if self.amp is not None:
@@ -185,9 +247,15 @@ class Monitor:
         self._record(reports)
         if self.policy == "skip_step" and grads.bad:
             self.grads.drop_grads()
+        self._guard(lambda: self.updates.before_step(self.step, self.grads.sampled(self.step)))
 
     def _on_step_post(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
-        if self.grads.log_step(self.step):
+        self.steps.stepped()
+        self._record([self._guard(lambda: self.updates.after_step(self.step), StepReport())])
+        if self.grads.sampled(self.step):
+            self._guard(lambda: self.resets.arm(self.step))
+        if self.grads.log_step(self.step):  # every rank: optimizer steps are equal under DDP
+            self._record([self._guard(lambda: self.replicas.check(self.step), StepReport())])
             self.session.flush()
         self.step += 1
 
@@ -200,6 +268,7 @@ class Monitor:
             self._record([self._settle_output(), amp])
             if amp.bad:
                 self.step += 1  # the scaler skipped this step: it still counts
+                self.steps.stepped()
 
     def _settle_output(self) -> StepReport:
         args, kwargs = self._inputs or ((), {})
@@ -210,7 +279,8 @@ class Monitor:
         return StepReport(events)
 
     def _record(self, reports: list[StepReport]) -> None:
-        self._stop_if(self.session.record(self.step, reports))
+        if any(r.summaries or r.metrics for r in reports):
+            self._stop_if(self.session.record(self.step, reports))
 
     def _stop_if(self, stop: Finding | None) -> None:
         if stop is not None:
