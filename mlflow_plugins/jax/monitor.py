@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Iterable, Mapping
+import contextlib
+from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from ..analysis.rule import check_rules
 from ..analysis import (GradFlow, GradPresence, NonfiniteEvent, Rule, builtin_rules, grad_metrics,
@@ -19,6 +21,7 @@ from ..run_check import resolve_recorder
 from ..run_record import RunReport
 from ..session import Session, StepReport, TrainingStopped
 from ..thresholds import Thresholds, check_log_every, check_policy
+from .eval_watch import EvalWatch
 from .locate import locate_nonfinite
 from .readout import ParamTable, find_state, grad_snapshot, norm_probes, probe_cvs, update_snapshot
 from .transform import INF, NAN, ZERO, MonitoredState
@@ -153,6 +156,35 @@ class JaxMonitor:
         self._stop_if(self.session.record(step, reports))
         if log_step:
             self.session.flush()
+
+    @contextlib.contextmanager
+    def evaluation(self, model: Any) -> Iterator[None]:
+        """Marks an evaluation of the NNX `model`, checked once for eval/train mix-ups: an
+        `nnx.Dropout` that drew random numbers, or `nnx.BatchNorm` statistics that changed
+        (EVAL_IN_TRAIN_MODE: `model.eval()` forgotten), read from the model's state when the
+        block begins and ends (one `jax.device_get` each).
+
+        Example:
+            >>> model.eval()
+            >>> with monitor.evaluation(model):
+            ...     val_loss = sum(eval_step(model, x, y) for x, y in val_batches)
+            >>> model.train()
+
+        Raises:
+            ValueError: `model` is not an `nnx.Module`.
+        """
+        if not isinstance(model, nnx.Module):
+            raise ValueError(f"model={type(model).__name__} is not allowed; allowed: the nnx.Module "
+                             "being evaluated")
+        watch = self.session.guard(lambda: EvalWatch(model), what="watch_jax() evaluation")
+        if watch is not None:
+            self.session.guard(lambda: watch.begin(self.session.step), what="watch_jax() evaluation")
+        try:
+            yield
+        finally:
+            if watch is not None:
+                report = self.session.guard(watch.end, StepReport(), what="watch_jax() evaluation")
+                self._stop_if(self.session.record(self.session.step, [report]))
 
     def log_metrics(self, metrics: Mapping[str, float], *, step: int, epoch: int | None = None) -> None:
         """Logs the model's own metrics to the run (batched) and judges them by the metric rules.
