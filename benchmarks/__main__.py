@@ -1,13 +1,14 @@
-"""`python -m benchmarks overhead|logging|jax|cvkan|all [options]`: one entry point for the benchmarks."""
+"""`python -m benchmarks overhead|logging|jax|cvkan|rule_costs|ddp|all [options]`: one entry point for the benchmarks."""
 
 from __future__ import annotations
 
 import sys
 
-from . import cvkan_speed, jax_overhead, mlflow_logging, overhead
+from . import cvkan_speed, ddp_overhead, jax_overhead, mlflow_logging, overhead, rule_costs
 
 _COMMANDS = {"overhead": overhead.main, "logging": mlflow_logging.main,
-             "jax": jax_overhead.main, "cvkan": cvkan_speed.main}
+             "jax": jax_overhead.main, "cvkan": cvkan_speed.main,
+             "rule_costs": rule_costs.main, "ddp": ddp_overhead.main}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -105,7 +105,7 @@ class ModelResult:
         return ratios(self.times, variant, baseline)
 
 
-class _Loop:
+class Loop:
     """One model copy of a variant, with its own optimizer, stepping through the shared batches."""
 
     def __init__(self, model: nn.Module, batches: list[tuple[torch.Tensor, torch.Tensor]], *,
@@ -127,17 +127,17 @@ class _Loop:
                         self.stats[n] = p.grad.norm().item()
                 self.opt.step()
         if self.monitor is not None:
-            _drain(self.monitor)
+            drain(self.monitor)
 
 
-class _Variant:
+class Variant:
     """A variant's model copies; successive blocks rotate through them.
 
     Each copy has its own memory layout, which can make identical loops differ by a few
     percent for the whole run; rotating spreads that offset over every variant alike.
     """
 
-    def __init__(self, loops: list[_Loop]) -> None:
+    def __init__(self, loops: list[Loop]) -> None:
         self.loops, self._next = loops, 0
 
     def prime(self) -> None:
@@ -149,7 +149,7 @@ class _Variant:
         self._next = (self._next + 1) % len(self.loops)
 
 
-def _drain(monitor: Any) -> None:
+def drain(monitor: Any) -> None:
     """Waits for the monitor's asynchronous MLflow batches, inside the block's timing.
 
     Real training never waits here (only `close()` does); waiting charges every bit of logging
@@ -169,7 +169,7 @@ def run_model(bench: Bench, cfg: OverheadConfig, uri: str | None,
     torch.manual_seed(cfg.seed)
     base = bench.build()
     batches = bench.batches(cfg.block_steps, cfg.seed)
-    variants = {v: _Variant([_Loop(copy.deepcopy(base), batches, naive=v == NAIVE,
+    variants = {v: Variant([Loop(copy.deepcopy(base), batches, naive=v == NAIVE,
                                    anomaly=v == ANOMALY) for _ in range(cfg.copies)])
                 for v in VARIANTS}
     result = ModelResult(bench.name, n_params(base), cfg.block_steps, {})
