@@ -97,7 +97,8 @@ def run_model(bench: Bench, cfg: OverheadConfig, uri: str, new_run: Callable[[st
                 found.update({f"{f.code} at {f.where}": None for f in loop.monitor.findings})
         evals["monitor"].close()
         found.update({f"{f.code} at {f.where}": None for f in evals["monitor"].findings})
-    return {"model": bench.name, "params": n_params(base), "times": times, "findings": list(found)}
+    return {"model": bench.name, "params": n_params(base), "times": times, "findings": list(found),
+            "eval_batches": min(20, len(batches))}
 
 
 def _evaluations(base: torch.nn.Module, batches: list, uri: str,
@@ -132,7 +133,7 @@ def table(results: Sequence[dict[str, Any]], cfg: OverheadConfig) -> str:
             rows.append([r["model"], f"{r['params'] / 1e6:.2f} M", v, f"{per_step_ms(t[v], cfg.block_steps):.2f}",
                          ratios(t, v, PLAIN).fmt_with_iqr(),
                          ratios(t, v, BASE).fmt() if v != BASE else "-", floor])
-        rows.append([r["model"], "", f"{EVAL_CHECKED} (20 batches)", f"{np.median(t[EVAL_CHECKED]) * 1e3:.1f}",
+        rows.append([r["model"], "", f"{EVAL_CHECKED} ({r['eval_batches']} batches)", f"{np.median(t[EVAL_CHECKED]) * 1e3:.1f}",
                      ratios(t, EVAL_CHECKED, EVAL_PLAIN).fmt_with_iqr(), "-",
                      ratios(t, EVAL_TWIN, EVAL_PLAIN).fmt_with_iqr()])
     return markdown_table(header, rows)

@@ -102,3 +102,17 @@ def test_jax_overhead_table_has_every_variant():
     assert len(rows) == 3, text
     for r in rows:
         assert _finite_positive(_ratio(r[4].strip())) and _finite_positive(_ratio(r[6].strip())), r
+
+
+def test_rule_costs_table_has_every_check_and_the_evaluation_row():
+    from benchmarks import rule_costs
+
+    cfg = overhead.OverheadConfig(scale="tiny", rounds=2, copies=1, block_steps=3, models=("mlp",))
+    results = rule_costs.run(cfg, show_progress=False)
+    text = rule_costs.table(results, cfg)
+    rows = _rows(text, {"mlp"})
+    variants = [r[2] for r in rows]
+    assert variants == [rule_costs.BASE, *rule_costs.CHECKS, rule_costs.DEFAULTS,
+                        f"{rule_costs.EVAL_CHECKED} (3 batches)"]
+    assert all(_finite_positive(_ratio(r[4])) and _finite_positive(_ratio(r[6])) for r in rows)
+    assert results[0]["findings"] == []  # healthy: a finding here would be a false alarm

@@ -38,9 +38,10 @@ class Monitor:
     """Watches a plain PyTorch training loop and records findings in MLflow.
 
     Hooks: a forward pre-hook and hook on `model` (a training forward opens a step, its output
-    gets the one-reduction non-finite check), and a pre-hook on `optimizer.step` (gradient health,
-    normalization probes, the policy). Nothing else runs per step; see `GradientWatch` for what
-    sampled steps add. Under torch.distributed (DDP), create it on every rank after
+    gets the one-reduction non-finite check), a pre- and post-hook on `optimizer.step` (gradient
+    health, normalization probes, the policy; the update's size), and a hook on one parameter
+    counting backward passes. Nothing else runs per step; see `GradientWatch`, `UpdateWatch`,
+    `ResetWatch` and `AutocastWatch` for what sampled steps add. Under torch.distributed (DDP), create it on every rank after
     `init_process_group`: log steps compare the replicas (`ReplicaWatch`, one all-reduce), and
     only rank zero records in MLflow; every rank keeps its `findings`.
 
