@@ -139,7 +139,7 @@ class GradStats:
         out_dtype = torch.float64 if wide else torch.float32
 
         def rows(idx: list[int], dtype: torch.dtype) -> torch.Tensor:
-            grads = [self.params[i].grad for i in idx]
+            grads = [grad_values(self.params[i].grad) for i in idx]
             acc = torch.float32 if dtype in (torch.float16, torch.bfloat16) else None
             return torch.stack([torch.stack(_max_abs(grads) if o == math.inf else
                                             torch._foreach_norm(grads, o, dtype=acc))
@@ -173,7 +173,7 @@ class GradStats:
         measured, and scaled back on the host in float64: one batch and two host copies for
         them all (the rare path). A NaN/Inf gradient keeps its norm.
         """
-        grads = [_at_least_float32(self.params[i].grad.detach()) for i in todo]
+        grads = [_at_least_float32(grad_values(self.params[i].grad)) for i in todo]
         device = grads[0].device
         amax = torch.stack([m.to(device) for m in _max_abs(grads)]).cpu().numpy()
         exponent = np.frexp(amax.astype(np.float64))[1]  # amax = m * 2**exponent, 0.5 <= m < 1
@@ -186,6 +186,13 @@ class GradStats:
         for norm, values in ((l2, measured[0]), (l1, measured[1])):
             if norm is not None:
                 norm[todo[finite]] = np.ldexp(values, exponent)[finite]
+
+
+def grad_values(grad: torch.Tensor) -> torch.Tensor:
+    """The values a gradient holds, for norms and max |g|: itself, or a sparse gradient's
+    (`nn.Embedding(sparse=True)`) coalesced values, whose norms are the sparse tensor's."""
+    grad = grad.detach()
+    return grad.coalesce().values() if grad.is_sparse else grad
 
 
 def _host_readable(groups: dict[tuple[torch.device, torch.dtype], list[int]]) -> bool:

@@ -9,7 +9,7 @@ import torch
 
 from ..analysis import GradReset
 from ..session import StepReport
-from .grad_stats import _max_abs
+from .grad_stats import _max_abs, grad_values
 
 
 class ResetWatch:
@@ -73,10 +73,8 @@ class ResetWatch:
     def _before_accumulate(self, i: int, p: torch.nn.Parameter) -> Callable[[torch.Tensor], None]:
         def note(_: torch.Tensor) -> None:
             if i not in self._first:
-                grad = p.grad
-                if grad is not None and grad.is_sparse:
-                    grad = grad.coalesce().values()
-                self._pending[i] = None if grad is None or grad.numel() == 0 else _max_abs([grad.detach()])[0]
+                grad = None if p.grad is None else grad_values(p.grad)
+                self._pending[i] = None if grad is None or grad.numel() == 0 else _max_abs([grad])[0]
         return note
 
     def _accumulated(self, i: int) -> Callable[[torch.Tensor], None]:

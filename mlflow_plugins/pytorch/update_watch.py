@@ -10,6 +10,7 @@ import torch
 from ..analysis import UpdateSnapshot
 from ..session import StepReport
 from ..thresholds import Thresholds
+from .grad_stats import grad_values
 
 
 class UpdateWatch:
@@ -74,7 +75,7 @@ class UpdateWatch:
         idx = self._measured
         held = [i for i in idx if self.held[i]]
         weights = [self.params[i].detach() for i in idx]
-        grads = [self.params[i].grad.detach() if self.params[i].grad is not None
+        grads = [grad_values(self.params[i].grad) if self.params[i].grad is not None
                  else torch.zeros((), device=self.params[i].device) for i in idx]
         after = [self.params[i].detach() for i in held]
         rows = [_norms(weights), _norms(grads)]
