@@ -22,6 +22,8 @@ _EXPORTS = {
     "Rule": ".analysis", "RuleSet": ".analysis", "MetricValue": ".analysis",
     "GradSnapshot": ".analysis", "GradPresence": ".analysis", "NormProbe": ".analysis",
     "NonfiniteEvent": ".analysis", "AmpStep": ".analysis", "EvalCheck": ".analysis",
+    "UpdateSnapshot": ".analysis", "GradReset": ".analysis", "AutocastCoverage": ".analysis",
+    "ReplicaCheck": ".analysis",
     "RunReport": ".run_record", "run_report": ".run_record",
     "AmpNanCallback": ".lightning", "GradientHealthCallback": ".lightning",
     "NormalizationEffectCallback": ".lightning", "EvalModeCallback": ".lightning",

@@ -7,8 +7,9 @@ checkpoint of the states is a checkpoint of the rules (`RuleSet.state_dict`). Bu
 a user's own are written the same way and recorded the same way.
 
 Summaries are what adapters (torch, Lightning, JAX) extract from training: `GradPresence` every
-step, `GradSnapshot` on sampled steps, `NonfiniteEvent`, `AmpStep`, `NormProbe`, and
-`MetricValue` for metrics the model logs. A rule names the summary types it reads in `accepts`,
+step, `GradSnapshot`, `UpdateSnapshot`, `GradReset` and `AutocastCoverage` on sampled steps,
+`NonfiniteEvent`, `AmpStep`, `NormProbe`, `EvalCheck` per evaluation, `ReplicaCheck` under DDP,
+and `MetricValue` for metrics the model logs. A rule names the summary types it reads in `accepts`,
 and the metrics it reads in `reads` (with `per`: whether it judges them every step or epoch).
 """
 
