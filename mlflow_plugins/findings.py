@@ -48,9 +48,10 @@ CODES: Mapping[str, CodeInfo] = {
         "no gradient (None or all-zero) in {steps_without_gradient} consecutive optimizer steps, "
         "steps {step} to {last_step}",
         "Find where the gradient stops: a torch.no_grad() block, .detach(), a round trip through "
-        "numpy, a module run only in eval mode, or an output that never reaches the loss. If the "
-        "parameters are frozen on purpose, set requires_grad=False or leave them out of the "
-        "optimizer.",
+        "numpy, a module run only in eval mode, or an output that never reaches the loss; if no "
+        "parameter has one, check that optimizer.zero_grad() is not called between backward() and "
+        "step(). If the parameters are frozen on purpose, set requires_grad=False or leave them "
+        "out of the optimizer.",
     ),
     "GRAD_VANISHING": CodeInfo(
         Severity.WARNING,
