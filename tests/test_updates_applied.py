@@ -252,3 +252,42 @@ def test_the_rule_ignores_vanishing_gradients_and_unmeasured_steps():
     found = rules.observe(_snap(0, [0.0, 0.0], grad=1e-12)) + rules.observe(_snap(5, [0.0, 0.0], grad=1e-12))
     found += rules.observe(_snap(6, [np.nan, np.nan])) + rules.observe(_snap(9, [np.nan, np.nan]))
     assert found == []
+
+
+class _ManualSteps(Wrapped):
+    """Manual optimization stepping every `every` batches (`every=None`: a condition never true)."""
+
+    def __init__(self, model: nn.Module, every: int | None) -> None:
+        super().__init__(model)
+        self.automatic_optimization, self.every = False, every
+
+    def training_step(self, batch, batch_idx):
+        opt = self.optimizers()
+        x, y = batch
+        self.manual_backward(nn.functional.cross_entropy(self(x), y))
+        if self.every is not None and (batch_idx + 1) % self.every == 0:
+            opt.step()
+            opt.zero_grad()
+
+
+def _fit_manual(every: int | None, epochs: int) -> GradientHealthCallback:
+    import lightning.pytorch as pl
+
+    cb = GradientHealthCallback(log_every=10)
+    x, y = data()
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=8)  # 8 batches
+    pl.Trainer(max_epochs=epochs, accelerator="cpu", devices=1, logger=False, callbacks=[cb],
+               enable_checkpointing=False, enable_progress_bar=False,
+               enable_model_summary=False).fit(_ManualSteps(mlp(), every), loader)
+    return cb
+
+
+def test_lightning_manual_optimization_whose_step_is_never_taken_is_reported():
+    cb = _fit_manual(every=None, epochs=11)  # 88 backward passes, no step
+    found = [f for f in cb.findings if f.code == "UPDATES_NOT_APPLIED"]
+    assert [f.where for f in found] == ["optimizer.step()"] and found[0].evidence["backwards"] == 80, cb.findings
+
+
+def test_lightning_manual_accumulation_is_healthy():
+    cb = _fit_manual(every=4, epochs=12)  # a step every 4 batches, 24 steps
+    assert not {"UPDATES_NOT_APPLIED", "GRAD_NOT_RESET"} & codes(cb.findings), cb.findings

@@ -15,6 +15,7 @@ from ..pytorch.gradient_watch import GradientWatch
 from ..pytorch.params import named_optimizer_params
 from ..pytorch.replica_watch import ReplicaWatch
 from ..pytorch.reset_watch import ResetWatch
+from ..pytorch.step_watch import StepWatch
 from ..pytorch.update_watch import UpdateWatch
 from ..session import StepReport
 from .base import FixlabCallback
@@ -23,12 +24,14 @@ from .base import FixlabCallback
 @dataclass
 class _OptimizerWatches:
     """What watches one optimizer: its gradients before each step, its updates across sampled
-    steps, whether its gradients are cleared after them; and the step-post hook that closes a step."""
+    steps, whether its gradients are cleared after them, the backward passes between its steps;
+    and the step-post hook that closes a step."""
 
     grads: GradientWatch
     updates: UpdateWatch
     resets: ResetWatch
-    hook: Any
+    steps: StepWatch
+    hook: Any = None
     step: int = 0
 
 
@@ -82,6 +85,16 @@ class GradientHealthCallback(FixlabCallback):
                                                            model=trainer.strategy.model)), -1)
         held = [p for opt in trainer.optimizers for group in opt.param_groups for p in group["params"]]
         self._census = self._guard(lambda: CensusWatch(pl_module, held))
+        for optimizer in trainer.optimizers:  # now, so that an optimizer that never steps is seen
+            self._guard(lambda: self._watch(trainer, pl_module, optimizer))
+
+    def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                             batch: Any, batch_idx: int) -> None:
+        """Manual optimization: backward passes that kept coming without a `step()`."""
+        for watches in self._watches.values():
+            if watches.steps.since:
+                step = trainer.global_step
+                self.record(trainer, self._guard(lambda: watches.steps.check(step), StepReport()), step)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                            outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -113,6 +126,7 @@ class GradientHealthCallback(FixlabCallback):
             for watches in self._watches.values():
                 watches.hook.remove()
                 watches.resets.disarm()
+                watches.steps.remove()
             self._watches = {}
             census, self._census = self._census, None
             if census is not None and self._session is not None:
@@ -121,6 +135,7 @@ class GradientHealthCallback(FixlabCallback):
 
     def _after_step(self, watches: _OptimizerWatches) -> None:
         """The optimizer's step-post hook: the sampled step's update, then the reset check armed."""
+        watches.steps.stepped()
         if self._trainer is None:
             return
         step = watches.step
@@ -141,7 +156,7 @@ class GradientHealthCallback(FixlabCallback):
             if self._session is not None:
                 self._session.report.use_grad_flow(watch.flow)
             watches = _OptimizerWatches(watch, UpdateWatch(pl_module, optimizer, named, self.t, group=group),
-                                        ResetWatch(named, group), hook=None)
+                                        ResetWatch(named, group), StepWatch(named, self.t))
             watches.hook = optimizer.register_step_post_hook(lambda *_: self._after_step(watches))
             self._watches[id(optimizer)] = watches
         return self._watches[id(optimizer)]
