@@ -223,6 +223,13 @@ def check_severity(severity: object) -> Severity:
                          f"{[s.value for s in Severity]}") from None
 
 
+def name_list(names: Iterable[str], shown: int = 5) -> str:
+    """The first `shown` names, comma-separated, then "...": evidence that names the places of a
+    finding about many without flooding its message (the evidence also counts them)."""
+    names = list(names)
+    return ", ".join(names[:shown]) + (", ..." if len(names) > shown else "")
+
+
 def meaning(code: str) -> str:
     """What a built-in code means; "" for a code a user's rule defines."""
     info = CODES.get(code)
@@ -272,10 +279,12 @@ class Finding:
 
     @classmethod
     def of(cls, code: str, step: int, where: str, evidence: Mapping[str, Any] | None = None,
-           severity: Severity | None = None) -> "Finding":
-        """A finding with the catalog's default severity and hint for built-in `code`."""
+           severity: Severity | None = None, message: str = "") -> "Finding":
+        """A finding with the catalog's default severity and hint for built-in `code`; its message
+        is the code's template filled from `evidence` unless one is given."""
         info = CODES[code]
-        return cls(code, severity or info.severity, int(step), where, dict(evidence or {}), info.hint)
+        return cls(code, severity or info.severity, int(step), where, dict(evidence or {}), info.hint,
+                   message)
 
     @property
     def key(self) -> tuple[str, str]:

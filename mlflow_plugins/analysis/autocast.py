@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..findings import Finding
+from ..findings import Finding, name_list
 from .once import report_once
 from .rule import Rule
 
@@ -51,4 +51,4 @@ class AutocastApplied(Rule):
         return report_once(reported, "AUTOCAST_NOT_APPLIED", seen.step, "autocast", {
             "n_modules": len(wide), "n_checked": len(seen.modules), "dtype": wide[0][1],
             "requested": seen.requested,
-            "modules": ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")})
+            "modules": name_list(names)})

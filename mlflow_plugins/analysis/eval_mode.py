@@ -11,13 +11,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
-from ..findings import Finding
+from ..findings import Finding, name_list
 from .once import report_once
 from .rule import Rule
 
-SHOWN = 5  # places named in a finding's text; the count says how many there are
 
 
 @dataclass(frozen=True)
@@ -82,11 +80,11 @@ class EvalMode(Rule):
         found: list[Finding]
         if check.uninitialised:
             found, reported = report_once(reported, "EVAL_BEFORE_INIT", check.step, check.where, {
-                "n_modules": len(check.uninitialised), "modules": _names(check.uninitialised)})
+                "n_modules": len(check.uninitialised), "modules": name_list(check.uninitialised)})
             findings += found
         if check.train_mode:
             found, reported = report_once(reported, "EVAL_IN_TRAIN_MODE", check.step, check.where, {
-                "n_modules": len(check.train_mode), "modules": _names(check.train_mode)})
+                "n_modules": len(check.train_mode), "modules": name_list(check.train_mode)})
             findings += found
         if _differs(check, self.rel_tol) and not check.stochastic:
             found, reported = report_once(reported, "EVAL_NOT_DETERMINISTIC", check.step, check.where, {
@@ -96,7 +94,7 @@ class EvalMode(Rule):
         unexplained = tuple(b for b in check.changed if _owner(b) not in check.train_mode)
         if unexplained:
             found, reported = report_once(reported, "EVAL_UPDATES_STATISTICS", check.step, check.where, {
-                "n_buffers": len(unexplained), "buffers": _names(unexplained)})
+                "n_buffers": len(unexplained), "buffers": name_list(unexplained)})
             findings += found
         return findings, reported
 
@@ -112,7 +110,3 @@ def _owner(buffer: str) -> str:
     """The module holding a buffer path (`block.bn.running_mean` -> `block.bn`)."""
     return buffer.rpartition(".")[0]
 
-
-def _names(names: Any) -> str:
-    names = list(names)
-    return ", ".join(names[:SHOWN]) + (", ..." if len(names) > SHOWN else "")

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ..findings import Finding
+from ..findings import Finding, name_list
 from ..thresholds import Thresholds
 from .once import report_once
 from .rule import Rule
@@ -103,7 +103,7 @@ class GradientHealth(Rule):
         names = [n for n, f in zip(summary.names, summary.frozen) if f]
         return report_once(reported, "PARAMS_FROZEN", summary.step, summary.group or "optimizer",
                            {"n_frozen": len(names), "n_params": len(summary.names),
-                            "frozen": ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")})
+                            "frozen": name_list(names)})
 
     @staticmethod
     def _group(state: dict[str, Any], names: tuple[str, ...], key: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 import numpy as np
 
-from ..findings import Finding
+from ..findings import Finding, name_list
 from .once import report_once
 from .rule import Rule
 
@@ -51,4 +51,4 @@ class GradientsReset(Rule):
         names = [n for n, s in zip(seen.names, stale) if s]
         return report_once(reported, "GRAD_NOT_RESET", seen.step, seen.group or "optimizer", {
             "n_stale": len(names), "n_params": int(seen.checked.sum()),
-            "params": ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")})
+            "params": name_list(names)})

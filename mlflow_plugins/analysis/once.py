@@ -10,8 +10,8 @@ Reported = frozenset  # of (code, where)
 
 
 def report_once(reported: Reported, code: str, step: int, where: str, evidence: dict[str, Any],
-                severity: Severity | None = None) -> tuple[list[Finding], Reported]:
+                severity: Severity | None = None, message: str = "") -> tuple[list[Finding], Reported]:
     """The catalog finding for `code` at `where`, unless it was reported before; and the memory."""
     if (code, where) in reported:
         return [], reported
-    return [Finding.of(code, step, where, evidence, severity)], reported | {(code, where)}
+    return [Finding.of(code, step, where, evidence, severity, message)], reported | {(code, where)}

@@ -15,12 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..findings import Finding
+from ..findings import Finding, name_list
 from .once import report_once
 from .rule import Rule
 
 REPLICAS = "replicas"  # where the finding is: the model's copies, not one module
-SHOWN = 5  # parameters named in the finding; "..." after
 
 # Relative tolerance on the checksums (|max - min| over ranks / the parameter's L2 norm).
 # Measured (tests/test_ddp_replicas.py, 2 gloo ranks on CPU): correct DDP, with and without
@@ -114,7 +113,7 @@ class ReplicaSync(Rule):
         names = [check.names[i] for i in differ]
         evidence = {"n_differ": len(names), "world_size": int(check.world_size),
                     "max_rel_diff": float(np.max(rel[differ])),
-                    "params": ", ".join(names[:SHOWN]) + (", ..." if len(names) > SHOWN else ""),
+                    "params": name_list(names),
                     "n_params": len(check.names)}
         if check.steps is not None and check.steps[0] != check.steps[1]:
             evidence["rank_steps"] = f"{check.steps[0]} to {check.steps[1]}"

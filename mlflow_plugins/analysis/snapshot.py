@@ -39,11 +39,15 @@ class GradSnapshot:
         return float(np.sqrt(np.sum(np.square(self.l2, dtype=np.float64))))
 
     def layers(self) -> dict[str, np.ndarray]:
-        """Parameter indices per layer: the module path, i.e. the name without its last part."""
-        groups: dict[str, list[int]] = {}
-        for i, name in enumerate(self.names):
-            groups.setdefault(name.rsplit(".", 1)[0], []).append(i)
-        return {layer: np.array(idx) for layer, idx in groups.items()}
+        return layers(self.names)
+
+
+def layers(names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Parameter indices per layer: the module path, i.e. the name without its last part."""
+    groups: dict[str, list[int]] = {}
+    for i, name in enumerate(names):
+        groups.setdefault(name.rsplit(".", 1)[0], []).append(i)
+    return {layer: np.array(idx) for layer, idx in groups.items()}
 
 
 @dataclass

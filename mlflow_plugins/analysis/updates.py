@@ -16,10 +16,11 @@ from typing import Any
 
 import numpy as np
 
-from ..findings import CODES, Finding, Severity
+from ..findings import Finding, Severity
 from ..thresholds import Thresholds
 from .once import report_once
 from .rule import Rule
+from .snapshot import layers
 
 
 @dataclass(frozen=True)
@@ -119,28 +120,24 @@ class UpdatesApplied(Rule):
 
     @staticmethod
     def _not_stepping(seen: BackwardsWithoutStep, state: dict[str, Any]) -> tuple[list[Finding], dict[str, Any]]:
-        where = "optimizer.step()"
-        if ("UPDATES_NOT_APPLIED", where) in state["reported"]:
-            return [], state
         said = (f"{seen.backwards} backward passes since optimizer step "
                 f"{seen.step} without a step() (earlier steps took at most {seen.most_per_step}): "
                 "a step skipped by a condition?")
-        info = CODES["UPDATES_NOT_APPLIED"]
-        finding = Finding("UPDATES_NOT_APPLIED", info.severity, seen.step, where,
-                          {"backwards": seen.backwards, "most_per_step": seen.most_per_step,
-                           "cause": "step() not called"}, info.hint, said)
-        return [finding], {**state, "reported": state["reported"] | {("UPDATES_NOT_APPLIED", where)}}
+        found, reported = report_once(state["reported"], "UPDATES_NOT_APPLIED", seen.step, "optimizer.step()", {
+            "backwards": seen.backwards, "most_per_step": seen.most_per_step, "cause": "step() not called"},
+            message=said)
+        return found, {**state, "reported": reported}
 
     def _report(self, snap: UpdateSnapshot, stalled: np.ndarray, since: np.ndarray, moved: np.ndarray,
                 ratio: np.ndarray, reported: frozenset) -> tuple[list[Finding], frozenset]:
         findings: list[Finding] = []
         if not stalled.any():
             return findings, reported
-        layers: dict[str, list[int]] = {}
-        for i in np.flatnonzero(stalled):
-            layers.setdefault(snap.names[i].rsplit(".", 1)[0], []).append(int(i))
         others_move = bool((moved & ~stalled).any())
-        for layer, idx in layers.items():
+        for layer, idx in layers(snap.names).items():
+            idx = idx[stalled[idx]]
+            if idx.size == 0:
+                continue
             cause, severity = _cause(snap, idx, moved, others_move)
             found, reported = report_once(reported, "UPDATES_NOT_APPLIED", int(since[idx].min()), layer, {
                 "grad_norm": float(np.sqrt(np.sum(np.square(snap.grad[idx])))),
@@ -150,7 +147,7 @@ class UpdatesApplied(Rule):
         return findings, reported
 
 
-def _cause(snap: UpdateSnapshot, idx: list[int], moved: np.ndarray,
+def _cause(snap: UpdateSnapshot, idx: np.ndarray, moved: np.ndarray,
            others_move: bool) -> tuple[str, Severity | None]:
     """Why a layer holds still, as far as the numbers tell; and the severity when not the default."""
     if not snap.held[idx].all():
