@@ -4,16 +4,15 @@ all-reduce per log interval (REPLICAS_DIVERGED)."""
 from __future__ import annotations
 
 import math
-from collections import defaultdict
 from datetime import timedelta
 
-import numpy as np
 import torch
 import torch.distributed as dist
 
 from ..analysis import ReplicaCheck
 from ..outcome import error_line
 from ..session import StepReport
+from .checksums import param_checksums
 
 TIMEOUT_S = 120.0  # the longest a check waits for the other ranks before it fails (and stops)
 
@@ -23,9 +22,8 @@ class ReplicaWatch:
 
     Active only when torch.distributed is initialized with more than one rank; elsewhere `check`
     returns an empty report and costs nothing. Each check computes, on the parameters' device,
-    two checksums per parameter (its L2 norm, one fused `_foreach_norm`, and its sum / sqrt(numel),
-    both accumulated in float64 so that rounding cannot tell identical replicas apart), copies
-    them to the host once (2 x n_params + 1 numbers, with the rank's step count) and all-reduces
+    two checksums per parameter (`param_checksums`: its L2 norm and its sum / sqrt(numel), in
+    float64 so that rounding cannot tell identical replicas apart), copies them to the host once (2 x n_params + 1 numbers, with the rank's step count) and all-reduces
     `[c, -c]` with MAX: the maximum and minimum of every checksum over the ranks, in one
     collective of 2 x (2 x n_params + 1) float64 values.
 
@@ -80,7 +78,7 @@ class ReplicaWatch:
         if not self.active:
             return StepReport()
         self.active = False  # a check that fails leaves the group out of step: never call it again
-        mine = torch.cat([self._checksums().flatten(), torch.tensor([float(step)], dtype=torch.float64)])
+        mine = torch.cat([param_checksums(self.params).flatten(), torch.tensor([float(step)], dtype=torch.float64)])
         both = torch.cat([mine, -mine])
         dist.all_reduce(both, op=dist.ReduceOp.MAX, group=self._group)
         self.active = True
@@ -89,27 +87,6 @@ class ReplicaWatch:
         check = ReplicaCheck(int(step), self.world_size, self.names, high[:-1].reshape(n, 2),
                              low[:-1].reshape(n, 2), (int(low[-1]), int(high[-1])))
         return StepReport([check])
-
-    @torch.no_grad()
-    def _checksums(self) -> torch.Tensor:
-        """(n_params, 2) float64 on the host: L2 norm, and sum / sqrt(numel) (bounded by the norm).
-
-        Per (device, dtype) group (usually one): one fused norm and a sum per parameter on the
-        device, then one copy to the host."""
-        groups: dict[tuple[torch.device, torch.dtype], list[int]] = defaultdict(list)
-        for i, p in enumerate(self.params):
-            groups[(p.device, p.dtype)].append(i)
-        blocks, order = [], []
-        for (device, dtype), idx in groups.items():
-            # complex as (real, imag) pairs: a view, no copy; MPS has no float64
-            ts = [torch.view_as_real(self.params[i]) if dtype.is_complex else self.params[i] for i in idx]
-            acc = torch.float32 if device.type == "mps" else torch.float64
-            sums = [t.sum(dtype=acc) / math.sqrt(max(t.numel(), 1)) for t in ts]
-            blocks.append(torch.stack([torch.stack(torch._foreach_norm(ts, 2, dtype=acc)),
-                                       torch.stack(sums)], dim=1).to("cpu", torch.float64))
-            order += idx
-        rows = blocks[0] if len(blocks) == 1 else torch.cat(blocks)
-        return rows if order == sorted(order) else rows[np.argsort(order)]
 
 
 def _sharded(model: torch.nn.Module | None, params: list[torch.nn.Parameter]) -> bool:
