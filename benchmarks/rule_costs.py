@@ -34,10 +34,10 @@ from .overhead import LOG_EVERY, Loop, OverheadConfig, Variant
 
 RESULTS = Path(__file__).resolve().parent / "results"
 PLAIN, TWIN, BASE, DEFAULTS = "plain", "plain (twin)", "watch() without them", "watch() defaults"
-# each check: the Monitor attribute that holds it, and the code it feeds
-CHECKS = {"+ update size (UPDATES_NOT_APPLIED)": "updates",
-          "+ gradient reset (GRAD_NOT_RESET)": "resets",
-          "+ backward count (step() skipped)": "steps",
+# each check (with the code it feeds): the Monitor attribute that holds it, a path from the monitor
+CHECKS = {"+ update size (UPDATES_NOT_APPLIED)": "watch.updates",
+          "+ gradient reset (GRAD_NOT_RESET)": "watch.resets",
+          "+ backward count (step() skipped)": "watch.steps",
           "+ autocast coverage (AUTOCAST_NOT_APPLIED)": "autocast"}
 VARIANTS = (PLAIN, TWIN, BASE, *CHECKS, DEFAULTS)
 EVAL_PLAIN, EVAL_TWIN, EVAL_CHECKED = "evaluation", "evaluation (twin)", "monitor.evaluation()"
@@ -58,11 +58,13 @@ class _Off:
 
 
 def _switch_off(monitor: Any, keep: str | None) -> None:
-    for attr in CHECKS.values():
-        if attr != keep:
+    for path in CHECKS.values():
+        if path != keep:
+            owner, _, attr = path.rpartition(".")
+            holder = monitor.watch if owner else monitor
             if attr == "steps":
-                monitor.steps.remove()
-            setattr(monitor, attr, _Off())
+                holder.steps.remove()  # its hook counts every backward
+            setattr(holder, attr, _Off())
 
 
 def run_model(bench: Bench, cfg: OverheadConfig, uri: str, new_run: Callable[[str], str],

@@ -157,7 +157,7 @@ def test_every_step_judges_each_step_and_records_per_interval(tracking_uri):
     import mlflow
     with mlflow.start_run() as run:
         monitor = train_plain(mlp(), steps=6, monitor_kwargs={"log_every": 3, "every_step": True})
-    flow = monitor.grads.flow
+    flow = monitor.watch.grads.flow
     assert flow.steps == [0, 1, 2, 3, 4, 5]  # L2 statistics on every step
     assert set(flow.mean_abs_count) == {2.0}  # mean |grad| on steps 0 and 3
     assert np.all(flow.mean_abs > 0)

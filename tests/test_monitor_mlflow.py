@@ -168,7 +168,7 @@ def test_hook_failure_does_not_crash_training(tracking_uri):
     model = mlp()
     opt = torch.optim.SGD(model.parameters(), 0.1)
     with mlflow_plugins.watch(model, opt, log_every=1) as monitor:
-        monitor.grads.stats.params.append("not a parameter")  # break the watch from inside
+        monitor.watch.grads.stats.params.append("not a parameter")  # break the watch from inside
         with pytest.warns(RuntimeWarning, match="watch\\(\\) failed and was skipped"):
             model(torch.randn(4, 16)).sum().backward()
             opt.step()

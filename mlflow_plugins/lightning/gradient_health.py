@@ -3,7 +3,6 @@ UPDATES_NOT_APPLIED, GRAD_NOT_RESET."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Iterable
 
 import lightning.pytorch as pl
@@ -11,28 +10,11 @@ import torch
 
 from ..analysis import GradientHealth, GradientsReset, Nonfinite, ReplicaSync, Rule, UpdatesApplied
 from ..pytorch.census import CENSUS_TITLE, CensusWatch
-from ..pytorch.gradient_watch import GradientWatch
+from ..pytorch.optimizer_watch import OptimizerWatch
 from ..pytorch.params import named_optimizer_params
 from ..pytorch.replica_watch import ReplicaWatch
-from ..pytorch.reset_watch import ResetWatch
-from ..pytorch.step_watch import StepWatch
-from ..pytorch.update_watch import UpdateWatch
 from ..session import StepReport
 from .base import FixlabCallback
-
-
-@dataclass
-class _OptimizerWatches:
-    """What watches one optimizer: its gradients before each step, its updates across sampled
-    steps, whether its gradients are cleared after them, the backward passes between its steps;
-    and the step-post hook that closes a step."""
-
-    grads: GradientWatch
-    updates: UpdateWatch
-    resets: ResetWatch
-    steps: StepWatch
-    hook: Any = None
-    step: int = 0
 
 
 class GradientHealthCallback(FixlabCallback):
@@ -75,7 +57,10 @@ class GradientHealthCallback(FixlabCallback):
                                             Nonfinite(), ReplicaSync()],
                          thresholds=thresholds, rules=rules, log_every=log_every, policy=policy,
                          every_step=every_step)
-        self._watches: dict[int, _OptimizerWatches] = {}
+        # per optimizer (by id): its watches, the step it is taking, its step-post hook
+        self._watches: dict[int, OptimizerWatch] = {}
+        self._steps: dict[int, int] = {}
+        self._hooks: list[Any] = []
         self._replicas: tuple[ReplicaWatch | None, int] = (None, -1)  # the watch, the step it checked
         self._census: CensusWatch | None = None
 
@@ -111,7 +96,7 @@ class GradientHealthCallback(FixlabCallback):
         """Checks the gradients the optimizer is about to apply; copies the weights on sampled steps."""
         watches = self._watch(trainer, pl_module, optimizer)
         watch, step = watches.grads, trainer.global_step
-        watches.step = step
+        self._steps[id(optimizer)] = step
         reset = self._guard(lambda: watches.resets.collect(step), StepReport())
         report = self._guard(lambda: watch.before_step(step))
         if report is None:
@@ -119,44 +104,40 @@ class GradientHealthCallback(FixlabCallback):
         stop = self.record(trainer, [reset, report], step)
         if report.bad and (self.policy == "skip_step" or stop):
             watch.drop_grads()
-        self._guard(lambda: watches.updates.before_step(step, watch.sampled(step)))
+        watches.before_update(step, self._guard)
 
     def teardown(self, trainer: pl.Trainer, pl_module: pl.LightningModule, stage: str) -> None:
         if stage == "fit":
+            for hook in self._hooks:
+                hook.remove()
             for watches in self._watches.values():
-                watches.hook.remove()
-                watches.resets.disarm()
-                watches.steps.remove()
-            self._watches = {}
+                watches.close()
+            self._watches, self._steps, self._hooks = {}, {}, []
             census, self._census = self._census, None
             if census is not None and self._session is not None:
                 self._guard(lambda: self._session.report.add_section(CENSUS_TITLE, census.finish().html()))
         super().teardown(trainer, pl_module, stage)
 
-    def _after_step(self, watches: _OptimizerWatches) -> None:
+    def _after_step(self, optimizer: torch.optim.Optimizer) -> None:
         """The optimizer's step-post hook: the sampled step's update, then the reset check armed."""
-        watches.steps.stepped()
+        watches, step = self._watches[id(optimizer)], self._steps.get(id(optimizer), 0)
         if self._trainer is None:
+            watches.steps.stepped()
             return
-        step = watches.step
-        report = self._guard(lambda: watches.updates.after_step(step), StepReport())
+        report = watches.after_step(step, self._guard)
         if report.summaries:
             self.record(self._trainer, report, step)
-        if watches.grads.sampled(step):
-            self._guard(lambda: watches.resets.arm(step))
 
     def _watch(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
-               optimizer: torch.optim.Optimizer) -> _OptimizerWatches:
+               optimizer: torch.optim.Optimizer) -> OptimizerWatch:
         if id(optimizer) not in self._watches:
             index = next((i for i, o in enumerate(trainer.optimizers) if o is optimizer), len(self._watches))
             group = str(index) if index else ""
-            named = named_optimizer_params(pl_module, optimizer)
-            watch = GradientWatch(named, self.t, log_every=self.log_every, every_step=self.every_step,
-                                  verdict_every_step=self.policy != "warn", group=group)
+            watches = OptimizerWatch.of(pl_module, optimizer, named_optimizer_params(pl_module, optimizer),
+                                        self.t, log_every=self.log_every, every_step=self.every_step,
+                                        verdict_every_step=self.policy != "warn", group=group)
             if self._session is not None:
-                self._session.report.use_grad_flow(watch.flow)
-            watches = _OptimizerWatches(watch, UpdateWatch(pl_module, optimizer, named, self.t, group=group),
-                                        ResetWatch(named, group), StepWatch(named, self.t))
-            watches.hook = optimizer.register_step_post_hook(lambda *_: self._after_step(watches))
+                self._session.report.use_grad_flow(watches.grads.flow)
             self._watches[id(optimizer)] = watches
+            self._hooks.append(optimizer.register_step_post_hook(lambda opt, *_: self._after_step(opt)))
         return self._watches[id(optimizer)]

@@ -20,15 +20,12 @@ from .amp_watch import AmpWatch
 from .autocast_watch import AutocastWatch
 from .census import CENSUS_TITLE, CensusWatch
 from .eval_watch import EvalWatch
-from .gradient_watch import GradientWatch
 from .locate import AutocastState
 from .nonfinite_watch import NonfiniteWatch
 from .norm_watch import NormWatch
+from .optimizer_watch import OptimizerWatch
 from .params import named_optimizer_params
 from .replica_watch import ReplicaWatch
-from .reset_watch import ResetWatch
-from .step_watch import StepWatch
-from .update_watch import UpdateWatch
 
 # Monitors not closed yet: a model carries one monitor's hooks at a time.
 _OPEN: "weakref.WeakSet[Monitor]" = weakref.WeakSet()
@@ -41,9 +38,10 @@ class Monitor:
     gets the one-reduction non-finite check), a pre- and post-hook on `optimizer.step` (gradient
     health, normalization probes, the policy; the update's size), and a hook on one parameter
     counting backward passes. Nothing else runs per step; see `GradientWatch`, `UpdateWatch`,
-    `ResetWatch` and `AutocastWatch` for what sampled steps add. Under torch.distributed (DDP), create it on every rank after
-    `init_process_group`: log steps compare the replicas (`ReplicaWatch`, one all-reduce), and
-    only rank zero records in MLflow; every rank keeps its `findings`.
+    `ResetWatch` and `AutocastWatch` for what sampled steps add. Under torch.distributed (DDP),
+    create it on every rank after `init_process_group`: log steps compare the replicas
+    (`ReplicaWatch`, one all-reduce), and only rank zero records in MLflow; every rank keeps its
+    `findings`.
 
     Args:
         model: the module being trained.
@@ -100,11 +98,9 @@ class Monitor:
         recorder = resolve_recorder(run_id, tracking_uri)  # a named run must exist: before any hook
         self.model = model
         named = named_optimizer_params(model, optimizer)
-        self.grads = GradientWatch(named, self.t, log_every=log_every, every_step=bool(every_step),
-                                   verdict_every_step=self.policy != "warn")
-        self.updates = UpdateWatch(model, optimizer, named, self.t)
-        self.resets = ResetWatch(named)
-        self.steps = StepWatch(named, self.t)
+        self.watch = OptimizerWatch.of(model, optimizer, named, self.t, log_every=log_every,
+                                       every_step=bool(every_step),
+                                       verdict_every_step=self.policy != "warn")
         self.autocast = AutocastWatch(model)
         self.census = CensusWatch(model, [p for _, p in named])
         self.nonfinite = NonfiniteWatch(model)
@@ -115,7 +111,7 @@ class Monitor:
         report = RunReport.open(recorder)
         self.session = Session([*builtin_rules(self.t), *check_rules(rules)], policy=self.policy,
                                report=report, owner="watch()")
-        report.use_grad_flow(self.grads.flow)
+        report.use_grad_flow(self.watch.grads.flow)
         report.use_thresholds(self.t)
         self.step = 0
         self._inputs: tuple[tuple, dict] | None = None
@@ -199,9 +195,8 @@ class Monitor:
         for h in self._handles:
             h.remove()
         self.norms.disarm()
-        self.resets.disarm()
+        self.watch.close()
         self.autocast.disarm()
-        self.steps.remove()
         self.evals.close()
         self._guard(lambda: self._settle_forward())
         self._guard(lambda: self.session.report.add_section(CENSUS_TITLE, self.census.finish().html()))
@@ -225,11 +220,11 @@ class Monitor:
         if not self._training(module):
             return
         self._guard(self._settle_forward)
-        if self.steps.since:
-            self._record([self._guard(lambda: self.steps.check(self.step), StepReport())])
+        if self.watch.steps.since:
+            self._record([self._guard(lambda: self.watch.steps.check(self.step), StepReport())])
         self._inputs, self._autocast = (args, kwargs), AutocastState.current(self._device_type)
         self.norms.arm(self.step)
-        if self.grads.log_step(self.step):
+        if self.watch.grads.log_step(self.step):
             self._guard(lambda: self.autocast.arm(self.step, self._device_type))
 
     def _on_forward(self, module: torch.nn.Module, args: tuple, kwargs: dict, output: Any) -> None:
@@ -240,22 +235,20 @@ class Monitor:
                 self._record([self._guard(self.autocast.collect, StepReport())])
 
     def _on_step_pre(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
-        reports = [self._settle_output(), self._guard(lambda: self.resets.collect(self.step), StepReport())]
-        grads = self._guard(lambda: self.grads.before_step(self.step), StepReport())
+        reports = [self._settle_output(),
+                   self._guard(lambda: self.watch.resets.collect(self.step), StepReport())]
+        grads = self._guard(lambda: self.watch.grads.before_step(self.step), StepReport())
         reports += [grads, self._guard(lambda: self.norms.collect(self.step), StepReport())]
         if self.amp is not None:
             reports.append(self._guard(lambda: self.amp.observe(self.step), StepReport()))
         self._record(reports)
         if self.policy == "skip_step" and grads.bad:
-            self.grads.drop_grads()
-        self._guard(lambda: self.updates.before_step(self.step, self.grads.sampled(self.step)))
+            self.watch.grads.drop_grads()
+        self.watch.before_update(self.step, self._guard)
 
     def _on_step_post(self, optimizer: torch.optim.Optimizer, args: tuple, kwargs: dict) -> None:
-        self.steps.stepped()
-        self._record([self._guard(lambda: self.updates.after_step(self.step), StepReport())])
-        if self.grads.sampled(self.step):
-            self._guard(lambda: self.resets.arm(self.step))
-        if self.grads.log_step(self.step):  # every rank: optimizer steps are equal under DDP
+        self._record([self.watch.after_step(self.step, self._guard)])
+        if self.watch.grads.log_step(self.step):  # every rank: optimizer steps are equal under DDP
             self._record([self._guard(lambda: self.replicas.check(self.step), StepReport())])
             self.session.flush()
         self.step += 1
@@ -269,7 +262,7 @@ class Monitor:
             self._record([self._settle_output(), amp])
             if amp.bad:
                 self.step += 1  # the scaler skipped this step: it still counts
-                self.steps.stepped()
+                self.watch.steps.stepped()
 
     def _settle_output(self) -> StepReport:
         args, kwargs = self._inputs or ((), {})

@@ -48,9 +48,12 @@ class UpdateWatch:
         self.numel = np.array([max(p.numel(), 1) for p in self.params], dtype=np.float64)
         model_ids = {id(p) for p in model.parameters() if p.requires_grad}
         self.held_none = bool(model_ids) and not (model_ids & held)
-        self._group_of = [g for g, group in enumerate(optimizer.param_groups) for _ in group["params"]]
+        self._group_of = np.array([g for g, group in enumerate(optimizer.param_groups)
+                                   for _ in group["params"]], dtype=np.int64)
+        self._measured = [i for i, p in enumerate(self.params) if p.numel() > 0]
+        self._held_measured = [i for i in self._measured if self.held[i]]
+        self._unheld_measured = [i for i in self._measured if not self.held[i]]
         self._before: list[torch.Tensor] | None = None
-        self._measured: list[int] = []
         self._unheld_weight = np.full(len(named), np.nan)  # ||w|| at the last measurement
         self._still_from: int | None = None  # the first step of a run of still measurements
 
@@ -63,8 +66,7 @@ class UpdateWatch:
         self._before = None
         if not self.measuring(step, sampled):
             return
-        self._measured = [i for i, p in enumerate(self.params) if p.numel() > 0]
-        held = [i for i in self._measured if self.held[i]]
+        held = self._held_measured
         self._before = torch._foreach_mul([self.params[i].detach() for i in held], 1.0) if held else []
 
     def after_step(self, step: int) -> StepReport:
@@ -72,8 +74,7 @@ class UpdateWatch:
         if self._before is None:
             return StepReport()
         before, self._before = self._before, None
-        idx = self._measured
-        held = [i for i in idx if self.held[i]]
+        idx, held, unheld = self._measured, self._held_measured, self._unheld_measured
         weights = [self.params[i].detach() for i in idx]
         grads = [grad_values(self.params[i].grad) if self.params[i].grad is not None
                  else torch.zeros((), device=self.params[i].device) for i in idx]
@@ -85,7 +86,6 @@ class UpdateWatch:
         weight, grad, update = np.full(n, np.nan), np.zeros(n), np.full(n, np.nan)
         weight[idx], grad[idx] = host[0], host[1]
         update[held] = host[2]
-        unheld = [i for i in idx if not self.held[i]]
         update[unheld] = np.abs(weight[unheld] - self._unheld_weight[unheld])
         self._unheld_weight[unheld] = weight[unheld]
         snap = UpdateSnapshot(step, self.names, update, weight, grad, self.numel, self.held,
@@ -100,15 +100,21 @@ class UpdateWatch:
             self._still_from = step
 
     def _lrs(self) -> np.ndarray:
-        """Each parameter's learning rate now (a float the optimizer keeps; NaN if not a number)."""
+        """Each parameter's learning rate now (a float the optimizer keeps; NaN if not a number,
+        and for parameters it does not hold)."""
         lrs = np.full(len(self.names), np.nan)
-        for i, g in enumerate(self._group_of):
-            lr = self.optimizer.param_groups[g].get("lr")
-            if isinstance(lr, (int, float)):
-                lrs[i] = float(lr)
-            elif isinstance(lr, torch.Tensor) and lr.numel() == 1 and lr.device.type == "cpu":
-                lrs[i] = float(lr)
+        lrs[:len(self._group_of)] = np.array([_number(g.get("lr")) for g in self.optimizer.param_groups]
+                                             )[self._group_of]
         return lrs
+
+
+def _number(lr: object) -> float:
+    """A learning rate as a float: a number, or a one-element CPU tensor (read without a sync)."""
+    if isinstance(lr, (int, float)):
+        return float(lr)
+    if isinstance(lr, torch.Tensor) and lr.numel() == 1 and lr.device.type == "cpu":
+        return float(lr)
+    return math.nan
 
 
 def _norms(tensors: list[torch.Tensor]) -> torch.Tensor:
