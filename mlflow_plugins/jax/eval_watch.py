@@ -4,7 +4,7 @@ A forgotten `model.eval()` leaves `nnx.Dropout` drawing random numbers and `nnx.
 updating its statistics. Both leave evidence in the model's state, whatever decided the mode (the
 module's attribute or an argument at call time): a dropout's RNG stream counts its draws, and the
 batch statistics change. So nothing is inferred from attributes alone: the state is read when the
-evaluation begins and when it ends (one `jax.device_get` each), never per batch.
+evaluation begins and when it ends (one `jax.device_get` of both, at the end), never per batch.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass, replace
-import contextlib
 from typing import Any, Callable, Iterable, Iterator, Mapping
 
 import jax
@@ -162,7 +162,7 @@ class JaxMonitor:
         """Marks an evaluation of the NNX `model`, checked once for eval/train mix-ups: an
         `nnx.Dropout` that drew random numbers, or `nnx.BatchNorm` statistics that changed
         (EVAL_IN_TRAIN_MODE: `model.eval()` forgotten), read from the model's state when the
-        block begins and ends (one `jax.device_get` each).
+        block begins and ends (one `jax.device_get` of both, at the end).
 
         Example:
             >>> model.eval()
